@@ -1,0 +1,33 @@
+"""The errors d2lparams raises of its own."""
+
+
+class D2LParamsError(Exception):
+    """Base class of every error that is d2lparams' own."""
+
+
+class BackendNotAvailable(D2LParamsError, ImportError):
+    """A known backend whose framework cannot be imported here."""
+
+
+class BackendConflict(D2LParamsError, RuntimeError):
+    """Importing a framework now would crash the process (a known import-order hazard)."""
+
+
+class DeferredInitializationError(D2LParamsError, RuntimeError):
+    """A lazy layer's parameters were touched before their shape was known."""
+
+
+class StateDictError(D2LParamsError, ValueError):
+    """A state dict or checkpoint does not fit the module; nothing was written.
+
+    Attributes:
+        missing: keys the module has and the state lacks.
+        unexpected: keys the state has and the module lacks.
+        mismatched: ``{key: (expected_shape, actual_shape)}``.
+    """
+
+    def __init__(self, message, missing=(), unexpected=(), mismatched=None):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = dict(mismatched or {})

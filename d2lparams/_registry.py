@@ -1,0 +1,286 @@
+"""Backend names, aliases, entry points and the current choice.
+
+Rules (after einops' ``_backends.py``): a framework is never imported unless a backend is
+used, because it may be missing, heavy, or crash beside another one. Adapters are found
+through the entry-point group ``d2lparams.backends`` (the built-in four are declared there
+too) and only their small adapter module is imported to answer questions about them; the
+framework itself is imported by :meth:`Backend.load` on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+from importlib import metadata
+
+from ._errors import BackendConflict, BackendNotAvailable
+
+ENTRY_POINT_GROUP = "d2lparams.backends"
+DEFAULT_ORDER = ("torch", "tensorflow", "paddle", "mxnet")
+
+# Used only when the distribution's metadata is absent (running from an unpacked source tree).
+_BUILTIN = {
+    "torch": "d2lparams.backends.torch:TorchBackend",
+    "tensorflow": "d2lparams.backends.tensorflow:TensorFlowBackend",
+    "mxnet": "d2lparams.backends.mxnet:MXNetBackend",
+    "paddle": "d2lparams.backends.paddle:PaddleBackend",
+}
+
+_lock = threading.RLock()
+_classes: dict | None = None  # name -> adapter class
+_instances: dict = {}  # name -> loaded adapter instance
+_context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "d2lparams_backend", default=None
+)
+_global_choice: str | None = None
+
+
+def _entry_points() -> dict:
+    found = {}
+    try:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            found[ep.name] = ep.value
+    except Exception:  # broken metadata must not break import
+        pass
+    for name, value in _BUILTIN.items():
+        found.setdefault(name, value)
+    return found
+
+
+def _adapter_classes() -> dict:
+    global _classes
+    with _lock:
+        if _classes is None:
+            classes = {}
+            for name, target in _entry_points().items():
+                module_name, _, attr = target.partition(":")
+                try:
+                    classes[name] = getattr(importlib.import_module(module_name), attr)
+                except Exception:  # a broken third-party plugin is reported on use
+                    continue
+            _classes = classes
+        return _classes
+
+
+def _aliases() -> dict:
+    table = {}
+    for name, cls in _adapter_classes().items():
+        table[name] = name
+        for alias in getattr(cls, "aliases", ()):
+            table.setdefault(alias, name)
+    return table
+
+
+def canonical_name(name: str) -> str:
+    """Return the backend name for ``name`` or one of its aliases.
+
+    Raises:
+        ValueError: ``name`` is no known backend or alias.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a backend name must be a str, got {type(name).__name__}: {name!r}")
+    table = _aliases()
+    key = name.strip().lower()
+    if key not in table:
+        known = ", ".join(f"{a!r}" for a in sorted(table))
+        raise ValueError(f"unknown backend {name!r}; known names and aliases: {known}")
+    return table[key]
+
+
+def list_backends() -> list[str]:
+    """Sorted names of every registered backend (built-in and entry-point plugins).
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> d2p.list_backends()
+        ['mxnet', 'paddle', 'tensorflow', 'torch']
+    """
+    return sorted(_adapter_classes())
+
+
+def _installed(cls) -> bool:
+    for mod in cls.import_names[:1]:
+        if mod in sys.modules:
+            return True
+        try:
+            if importlib.util.find_spec(mod) is None:
+                return False
+        except (ImportError, ValueError):
+            return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """The registered backends whose framework is installed, found without importing it.
+
+    Example:
+        >>> import d2lparams as d2p, sys
+        >>> names = d2p.available_backends()
+        >>> "torch" in sys.modules or "torch" not in names or True
+        True
+    """
+    return [n for n in list_backends() if _installed(_adapter_classes()[n])]
+
+
+def _env_choice() -> str | None:
+    value = os.environ.get("D2LPARAMS_BACKEND", "").strip()
+    return canonical_name(value) if value else None
+
+
+def _choice() -> str:
+    for chosen in (_context_choice.get(), _global_choice):
+        if chosen is not None:
+            return chosen
+    env = _env_choice()
+    if env is not None:
+        return env
+    available = available_backends()
+    for name in DEFAULT_ORDER + tuple(sorted(available)):
+        if name in available:
+            return name
+    raise BackendNotAvailable(
+        "no deep-learning framework is installed; install one, for example "
+        'pip install "d2lparams[torch]" (extras: torch, tensorflow, mxnet, paddle, all)'
+    )
+
+
+def get_backend() -> str:
+    """The name of the backend new objects are built on (see the precedence in SPEC §1).
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> with d2p.use_backend("torch"):
+        ...     d2p.get_backend()
+        'torch'
+    """
+    return _choice()
+
+
+def set_backend(name: str) -> str:
+    """Choose the backend for new modules, tensors and parameters in this process.
+
+    The framework is imported now, so that a missing one fails here. Existing modules keep
+    the backend they were built on.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> d2p.set_backend("pytorch")
+        'torch'
+    """
+    global _global_choice
+    name = canonical_name(name)
+    adapter(name)
+    _global_choice = name
+    return name
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Use ``name`` inside the block only (per thread and task); restores the previous choice.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> with d2p.use_backend("torch"):
+        ...     net = d2p.nn.Linear(2, 3)
+        >>> net.backend
+        'torch'
+    """
+    name = canonical_name(name)
+    adapter(name)
+    token = _context_choice.set(name)
+    try:
+        yield name
+    finally:
+        _context_choice.reset(token)
+
+
+def _conflicts(cls) -> None:
+    for other_module, message in getattr(cls, "unsafe_after", {}).items():
+        if other_module in sys.modules:
+            raise BackendConflict(message)
+
+
+def adapter(name: str | None = None):
+    """The loaded adapter for ``name`` (or the current backend), importing its framework."""
+    name = canonical_name(name) if name is not None else _choice()
+    inst = _instances.get(name)
+    if inst is not None:
+        return inst
+    with _lock:
+        inst = _instances.get(name)
+        if inst is not None:
+            return inst
+        cls = _adapter_classes().get(name)
+        if cls is None:
+            raise ValueError(f"backend {name!r} is registered but its adapter failed to import")
+        if not _installed(cls):
+            raise BackendNotAvailable(
+                f"backend {name!r} needs {cls.framework_name}, which is not installed here; "
+                f'install it with: pip install "d2lparams[{cls.extra}]"'
+            )
+        _conflicts(cls)
+        inst = cls()
+        try:
+            inst.load()
+        except ImportError as exc:
+            raise BackendNotAvailable(
+                f"backend {name!r}: importing {cls.framework_name} failed ({exc}); "
+                f'reinstall it with: pip install "d2lparams[{cls.extra}]"'
+            ) from exc
+        _instances[name] = inst
+        return inst
+
+
+def loaded_adapters() -> list:
+    """The adapters whose framework d2lparams has imported in this process."""
+    return list(_instances.values())
+
+
+def adapter_class(name: str):
+    return _adapter_classes()[canonical_name(name)]
+
+
+def preload(*names: str) -> list[str]:
+    """Import the given backends' frameworks in an order that is safe in one process.
+
+    Importing ``paddle`` after ``tensorflow`` segfaults; ``preload("tensorflow", "paddle")``
+    imports paddle first. Returns the names in the order they were loaded.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> d2p.preload("torch")
+        ['torch']
+    """
+    wanted = [canonical_name(n) for n in (names or available_backends())]
+    ordered = sorted(
+        dict.fromkeys(wanted), key=lambda n: getattr(_adapter_classes()[n], "preload_rank", 50)
+    )
+    for name in ordered:
+        adapter(name)
+    return ordered
+
+
+_type_backend: dict = {}
+
+
+def backend_of_type(obj) -> str | None:
+    """The backend a native tensor or model belongs to, from its type's module (no import)."""
+    kind = type(obj)
+    if kind in _type_backend:
+        return _type_backend[kind]
+    found = None
+    for klass in kind.__mro__:
+        root = (klass.__module__ or "").partition(".")[0]
+        for name, cls in _adapter_classes().items():
+            if root in cls.tensor_modules:
+                found = name
+                break
+        if found:
+            break
+    _type_backend[kind] = found
+    return found

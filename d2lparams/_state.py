@@ -1,0 +1,19 @@
+"""Process state shared by the neutral modules: recording and forward contexts."""
+
+from __future__ import annotations
+
+import contextvars
+
+#: > 0 while d2p.backward runs the user's function
+recording: contextvars.ContextVar[int] = contextvars.ContextVar("d2p_recording", default=0)
+#: > 0 while a neutral module's forward runs: parameter attributes then give native tensors
+in_forward: contextvars.ContextVar[int] = contextvars.ContextVar("d2p_in_forward", default=0)
+
+
+def check_not_recording(what) -> None:
+    if recording.get():
+        raise RuntimeError(
+            f"cannot write {type(what).__name__} while d2p.backward is recording: the "
+            "gradient would silently use the new value; write it before or after backward "
+            "(for example in the optimizer step)"
+        )

@@ -1,0 +1,23 @@
+"""Neutral modules: build a network once, run it on any backend (SPEC §3)."""
+
+from .. import ops as functional
+from .layers import (
+    Flatten,
+    Identity,
+    LazyLinear,
+    Linear,
+    ModuleList,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    mlp,
+)
+from .module import Module
+from .parameter import Parameter
+
+__all__ = [
+    "Flatten", "Identity", "LazyLinear", "Linear", "Module", "ModuleList", "Parameter",
+    "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "mlp",
+]

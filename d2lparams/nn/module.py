@@ -1,0 +1,470 @@
+"""``nn.Module``: the neutral module tree, mirrored onto one native module tree (SPEC §3, §5)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .. import _registry, _state
+from .._errors import StateDictError
+from .._tensor import as_array
+from .parameter import Parameter
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _addindent(text: str, spaces: int) -> str:
+    lines = text.split("\n")
+    if len(lines) == 1:
+        return text
+    return lines[0] + "\n" + "\n".join(" " * spaces + line for line in lines[1:])
+
+
+class Module:
+    """Base class of every neutral module; subclass it as you would ``torch.nn.Module``.
+
+    Assigning a :class:`Module` or a :class:`Parameter` to an attribute registers it, on the
+    neutral tree and on the native one (``self.native``), so the framework's own tools see the
+    same parameters. ``forward`` receives and returns native tensors; inside it, a parameter
+    attribute is the native tensor itself (canonical layout).
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> from d2lparams import nn, ops
+        >>> class MLP(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.hidden = nn.Linear(20, 256)
+        ...         self.out = nn.Linear(256, 10)
+        ...     def forward(self, X):
+        ...         return self.out(ops.relu(self.hidden(X)))
+        >>> with d2p.use_backend("torch"):
+        ...     net = MLP()
+        >>> tuple(net(d2p.rand(2, 20, backend="torch")).shape)
+        (2, 10)
+        >>> [name for name, _ in net.named_parameters()]
+        ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+    """
+
+    def __init__(self, *, backend: str | None = None) -> None:
+        d = self.__dict__
+        d["_adapter"] = _registry.adapter(backend)
+        d["_modules"] = OrderedDict()
+        d["_parameters"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_native"] = None
+        d["training"] = True
+
+    # -- the native side ---------------------------------------------------------------------
+    def _make_native(self):
+        return self._adapter.custom(self)
+
+    @property
+    def native(self):
+        """The framework's own module (``torch.nn.Module``, ``keras.layers.Layer``,
+        ``gluon.Block``, ``paddle.nn.Layer``); it trains with the framework's own tools."""
+        self._check_init()
+        if self.__dict__["_native"] is None:
+            self.__dict__["_native"] = self._make_native()
+        return self.__dict__["_native"]
+
+    @property
+    def backend(self) -> str:
+        """The backend this module was built on; ``set_backend`` never changes it."""
+        self._check_init()
+        return self._adapter.name
+
+    def _check_init(self) -> None:
+        if "_adapter" not in self.__dict__:
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before it "
+                "assigns modules or parameters"
+            )
+
+    # -- registration ------------------------------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, (Module, Parameter)) or name in self.__dict__.get("_buffers", ()):
+            self._check_init()
+        if isinstance(value, Parameter):
+            self.register_parameter(name, value)
+        elif isinstance(value, Module):
+            self.add_module(name, value)
+        elif name in self.__dict__.get("_buffers", ()):
+            self.register_buffer(name, value)
+        else:
+            for table in ("_parameters", "_modules"):
+                if name in self.__dict__.get(table, ()):
+                    raise TypeError(
+                        f"cannot assign {type(value).__name__} to {type(self).__name__}.{name}, "
+                        f"which holds a registered {table[1:-1]}; assign an nn.Parameter / "
+                        "nn.Module, or delete the attribute first"
+                    )
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str):
+        d = self.__dict__
+        if "_parameters" in d:
+            if name in d["_parameters"]:
+                p = d["_parameters"][name]
+                return p.value() if _state.in_forward.get() else p
+            if name in d["_buffers"]:
+                return d["_adapter"].buffer_tensor(d["_buffers"][name])
+            if name in d["_modules"]:
+                return d["_modules"][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for table in ("_parameters", "_modules", "_buffers"):
+            if name in self.__dict__.get(table, ()):
+                raise TypeError(
+                    f"cannot delete the registered {table[1:-1]} {name!r}: the native module "
+                    "keeps it; build a new module instead"
+                )
+        object.__delattr__(self, name)
+
+    def _check_name(self, name, kind: str) -> None:
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(
+                f"a {kind} name must be a non-empty str without '.', got {name!r}"
+            )
+
+    def _check_same_backend(self, obj, what: str) -> None:
+        if obj._adapter is not self._adapter:
+            raise ValueError(
+                f"cannot register {what} built on backend {obj._adapter.name!r} in "
+                f"{type(self).__name__} built on {self._adapter.name!r}; build both on one "
+                "backend, or port values with load_state_dict(other.state_dict())"
+            )
+
+    def add_module(self, name: str, module: "Module") -> None:
+        """Register ``module`` as child ``name`` (any string without a dot)."""
+        self._check_init()
+        self._check_name(name, "module")
+        if not isinstance(module, Module):
+            raise TypeError(f"add_module({name!r}, ...) takes an nn.Module, got {type(module).__name__}")
+        self._check_same_backend(module, f"module {name!r}")
+        if name in self._parameters or name in self._buffers:
+            raise KeyError(f"attribute {name!r} already holds a parameter or buffer")
+        self._register_child(name, module)
+        self._modules[name] = module
+
+    def register_module(self, name: str, module: "Module") -> None:
+        """Alias of :meth:`add_module`."""
+        self.add_module(name, module)
+
+    def _register_child(self, name: str, module: "Module") -> None:
+        self._adapter.register_child(self.native, name, module.native)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (as assigning ``self.name = param`` does)."""
+        self._check_init()
+        self._check_name(name, "parameter")
+        if not isinstance(param, Parameter):
+            raise TypeError(
+                f"register_parameter({name!r}, ...) takes an nn.Parameter, got "
+                f"{type(param).__name__}; wrap the value: nn.Parameter(value)"
+            )
+        self._check_same_backend(param, f"parameter {name!r}")
+        if name in self._modules or name in self._buffers:
+            raise KeyError(f"attribute {name!r} already holds a module or buffer")
+        self._adapter.register_parameter(self.native, name, param.native)
+        self._parameters[name] = param
+
+    def register_buffer(self, name: str, value) -> None:
+        """Register non-trainable state (in ``state_dict`` and ``named_buffers``)."""
+        self._check_init()
+        self._check_name(name, "buffer")
+        if name in self._modules or name in self._parameters:
+            raise KeyError(f"attribute {name!r} already holds a module or parameter")
+        array = np.array(as_array(value), dtype=np.float32, copy=True)
+        if name in self._buffers:
+            buf = self._buffers[name]
+            if tuple(self._adapter.param_shape(buf)) != array.shape:
+                raise ValueError(
+                    f"buffer {name!r} has shape {tuple(self._adapter.param_shape(buf))}, "
+                    f"got a value of shape {array.shape}"
+                )
+            self._adapter.param_set(buf, array)
+            return
+        buf = self._adapter.create_buffer(array)
+        self._adapter.register_buffer(self.native, name, buf)
+        self._buffers[name] = buf
+
+    # -- local members (built-in layers derive them from the native module) ------------------
+    def _local_parameters(self) -> "OrderedDict[str, Parameter]":
+        return self._parameters
+
+    def _local_buffers(self) -> "OrderedDict[str, object]":
+        return self._buffers
+
+    # -- calling -----------------------------------------------------------------------------
+    def forward(self, *args):
+        raise TypeError(
+            f"{type(self).__name__} has no forward; define forward(self, X) in the subclass"
+        )
+
+    def _as_input(self, x):
+        ad = self._adapter
+        if ad.is_tensor(x):
+            return x
+        if isinstance(x, Parameter):
+            return x.value()
+        if isinstance(x, (np.ndarray, list, tuple, float, int)):
+            return ad.tensor(np.asarray(x, dtype=np.float32))
+        other = _registry.backend_of_type(x)
+        raise TypeError(
+            f"{type(self).__name__} is built on backend {ad.name!r} and was called with a "
+            f"{type(x).__module__}.{type(x).__name__}"
+            + (f" of backend {other!r}" if other else "")
+            + f"; pass a {ad.name} tensor (d2p.tensor(x, backend={ad.name!r})) or a NumPy array"
+        )
+
+    def __call__(self, *args):
+        args = tuple(self._as_input(a) if not self._adapter.is_tensor(a) else a for a in args)
+        return self._adapter.call(self.native, args, self.training)
+
+    def _native_forward(self, *args):
+        """Called by the native wrapper: runs ``forward`` with parameters as native tensors."""
+        token = _state.in_forward.set(_state.in_forward.get() + 1)
+        try:
+            return self.forward(*args)
+        finally:
+            _state.in_forward.reset(token)
+
+    # -- traversal ---------------------------------------------------------------------------
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """``(name, module)`` for this module and every descendant, pre-order."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, module in self._modules.items():
+            sub = f"{prefix}.{name}" if prefix else name
+            yield from module.named_modules(memo, sub, remove_duplicate)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, module in self._modules.items():
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, local, prefix, recurse, remove_duplicate):
+        seen: dict = {}  # holds the members, so that an id is never reused meanwhile
+        pairs = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else [(prefix, self)]
+        )
+        for mod_prefix, module in pairs:
+            for name, member in local(module).items():
+                if remove_duplicate:
+                    if id(member) in seen:
+                        continue
+                    seen[id(member)] = member
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), member
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """``(dotted structural name, Parameter)``; a tied parameter is listed once.
+
+        Example:
+            >>> import d2lparams as d2p
+            >>> net = d2p.nn.Sequential(d2p.nn.Linear(4, 8), d2p.nn.ReLU(), d2p.nn.Linear(8, 1),
+            ...                         backend="torch")
+            >>> [(n, p.shape) for n, p in net.named_parameters()]
+            [('0.weight', (4, 8)), ('0.bias', (8,)), ('2.weight', (8, 1)), ('2.bias', (1,))]
+        """
+        yield from self._named_members(
+            lambda m: m._local_parameters(), prefix, recurse, remove_duplicate
+        )
+
+    def parameters(self, recurse: bool = True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """``(name, tensor)`` of non-trainable state such as BatchNorm's running statistics."""
+        for name, buf in self._named_members(
+            lambda m: m._local_buffers(), prefix, recurse, remove_duplicate
+        ):
+            yield name, self._adapter.buffer_tensor(buf)
+
+    def buffers(self, recurse: bool = True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn):
+        """Call ``fn`` on every child (post-order) and then on this module; returns ``self``."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    def train(self, mode: bool = True):
+        """Set training mode (``False``: inference) on this module and all below it."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode) takes True or False, got {mode!r}")
+        for module in self.modules():
+            module.__dict__["training"] = mode
+            module._adapter.set_training(module.native, mode)
+        return self
+
+    def eval(self):
+        """Inference mode: ``train(False)``."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Drop every parameter's gradient (``grad`` is ``None`` again)."""
+        for p in self.parameters():
+            p.zero_grad()
+
+    def num_parameters(self) -> int:
+        """The number of scalars in all parameters, tied ones counted once."""
+        return int(sum(p.numel() for p in self.parameters()))
+
+    def materialize(self, input_shape):
+        """Build every lazy layer by one call on zeros of ``input_shape`` (batch included),
+        in inference mode and without recording; returns ``self``.
+
+        Example:
+            >>> import d2lparams as d2p
+            >>> net = d2p.nn.Sequential(d2p.nn.LazyLinear(8), backend="torch")
+            >>> net.materialize((1, 20))[0].weight.shape
+            (20, 8)
+        """
+        from .._tensor import zeros
+        from ..autograd import no_grad
+
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            with no_grad():
+                self(zeros(*shape, backend=self.backend))
+        finally:
+            for m, mode in modes:
+                m.__dict__["training"] = mode
+                m._adapter.set_training(m.native, mode)
+        return self
+
+    # -- state -------------------------------------------------------------------------------
+    def _state_targets(self, prefix: str = "") -> "OrderedDict[str, tuple]":
+        """Every state name (tied ones under each name) -> (member, is_parameter)."""
+        out = OrderedDict()
+        for mod_prefix, module in self.named_modules(prefix=prefix, remove_duplicate=False):
+            head = f"{mod_prefix}." if mod_prefix else ""
+            for name, p in module._local_parameters().items():
+                out[head + name] = (p, True)
+            for name, b in module._local_buffers().items():
+                out[head + name] = (b, False)
+        return out
+
+    def _target_shape(self, member, is_param) -> tuple:
+        return member.shape if is_param else tuple(self._adapter.param_shape(member))
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter and buffer under every name, canonical layout."""
+        out = OrderedDict()
+        for name, (member, is_param) in self._state_targets().items():
+            out[name] = member.numpy() if is_param else self._adapter.param_get(member)
+        return out
+
+    def load_state_dict(self, state, strict: bool = True) -> IncompatibleKeys:
+        """Load ``state`` atomically: every key and shape is checked before anything is
+        written.
+
+        Raises:
+            StateDictError: keys are missing or unexpected (``strict=True``), or a shape does
+                not match (always); the module is left exactly as it was.
+        """
+        if not hasattr(state, "keys"):
+            raise TypeError(
+                f"load_state_dict takes a mapping name -> array, got {type(state).__name__}"
+            )
+        _state.check_not_recording(self)
+        targets = self._state_targets()
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        mismatched, arrays = {}, {}
+        for key, (member, is_param) in targets.items():
+            if key not in state:
+                continue
+            try:
+                array = np.asarray(as_array(state[key]), dtype=np.float32)
+            except (TypeError, ValueError):
+                mismatched[key] = (self._target_shape(member, is_param), type(state[key]).__name__)
+                continue
+            expected = self._target_shape(member, is_param)
+            if array.shape != expected:
+                mismatched[key] = (expected, array.shape)
+            arrays[key] = array
+        if mismatched or (strict and (missing or unexpected)):
+            parts = []
+            if missing:
+                parts.append(f"missing keys: {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys: {unexpected}")
+            if mismatched:
+                shown = ", ".join(f"{k}: expected {e}, got {a}" for k, (e, a) in mismatched.items())
+                parts.append(f"shape mismatch: {shown}")
+            fix = (
+                "build the same architecture (canonical (in, out) weight layout), or pass "
+                "strict=False to skip missing and unexpected keys"
+                if not mismatched
+                else "give each key an array of the expected canonical shape (a Linear weight "
+                "is (in_features, out_features))"
+            )
+            raise StateDictError(
+                f"{type(self).__name__}.load_state_dict: nothing was loaded; "
+                + "; ".join(parts)
+                + f". Fix: {fix}",
+                missing,
+                unexpected,
+                mismatched,
+            )
+        for key, array in arrays.items():
+            member, is_param = targets[key]
+            if is_param:
+                member._write(array)
+            else:
+                self._adapter.param_set(member, array)
+        return IncompatibleKeys(missing, unexpected)
+
+    # -- text --------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [
+            f"({key}): " + _addindent(repr(module), 2) for key, module in self._modules.items()
+        ]
+        lines = extra_lines + child_lines
+        text = type(self).__name__ + "("
+        if lines:
+            if len(extra_lines) == 1 and not child_lines:
+                text += extra_lines[0]
+            else:
+                text += "\n  " + "\n  ".join(lines) + "\n"
+        return text + ")"
+
+    def __dir__(self):
+        return sorted(
+            set(super().__dir__())
+            | set(self._parameters)
+            | set(self._modules)
+            | set(self._buffers)
+        )
