@@ -22,6 +22,7 @@ from ._errors import (
 )
 from ._registry import (
     available_backends,
+    backend_of,
     get_backend,
     list_backends,
     preload,
@@ -36,7 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendConflict", "BackendNotAvailable", "D2LParamsError", "DeferredInitializationError",
-    "StateDictError", "available_backends", "backward", "get_backend", "init",
+    "StateDictError", "available_backends", "backend_of", "backward", "get_backend", "init",
     "list_backends", "nn", "no_grad", "ones", "ops", "preload", "rand", "randn", "seed",
     "set_backend", "tensor", "to_numpy", "use_backend", "zeros",
 ]

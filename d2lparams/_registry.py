@@ -106,7 +106,7 @@ def list_backends() -> list[str]:
 def _installed(cls) -> bool:
     for mod in cls.import_names[:1]:
         if mod in sys.modules:
-            return True
+            return sys.modules[mod] is not None
         try:
             if importlib.util.find_spec(mod) is None:
                 return False
@@ -284,3 +284,21 @@ def backend_of_type(obj) -> str | None:
             break
     _type_backend[kind] = found
     return found
+
+
+def backend_of(obj) -> str:
+    """The backend of a native tensor or model, a ``Parameter`` or a neutral module.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> d2p.backend_of(d2p.ones(1, backend="torch"))
+        'torch'
+    """
+    name = getattr(obj, "backend", None) if hasattr(obj, "_adapter") else None
+    name = name or backend_of_type(obj)
+    if name is None:
+        raise TypeError(
+            f"{type(obj).__module__}.{type(obj).__name__} belongs to no registered backend; "
+            f"known: {', '.join(list_backends())}"
+        )
+    return name

@@ -289,7 +289,9 @@ def default_scheme(backend: str | None = None) -> Scheme:
         >>> print(init.default_scheme("mxnet"))
         mxnet: weight U(±0.07), bias zeros
     """
-    name = _registry.canonical_name(backend) if backend else _registry.get_backend()
+    name = backend.strip().lower() if isinstance(backend, str) else backend
+    if name not in SCHEMES:
+        name = _registry.canonical_name(backend) if backend else _registry.get_backend()
     if name not in SCHEMES:
         raise ValueError(f"no default scheme is known for backend {name!r}; known: {sorted(SCHEMES)}")
     return SCHEMES[name]
