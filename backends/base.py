@@ -200,6 +200,23 @@ class Backend(abc.ABC):
         ...
 
     @abc.abstractmethod
+    def inspect(self, native) -> dict:
+        """Describe an existing native module, for ``d2p.wrap``.
+
+        Returns ``{"kind": k, "options": {...}, "children": [(name, native child)],
+        "parameters": [(name, param)], "buffers": [(name, buf)]}`` where ``kind`` is
+        ``"linear"`` (options ``in_features``, ``out_features``, ``bias``; parameters are
+        found through :meth:`linear_parameters`), an activation kind of :meth:`activation`
+        (``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"`` with ``dim``, ``"flatten"``,
+        ``"identity"``), ``"sequential"`` (children in call order; the same child object
+        may appear twice), or ``"module"`` (anything else: its direct children, parameters
+        and buffers under their structural names). Children and parameters are listed
+        in the framework's registration order. Names must be valid attribute-like
+        strings without dots (use ``"0"``, ``"1"``, ... where the framework has none).
+        """
+        ...
+
+    @abc.abstractmethod
     def call(self, native, args: tuple, training: bool):
         """Call native module with native tensors, in training or inference mode."""
         ...

@@ -182,6 +182,30 @@ class TorchBackend(Backend):
     def register_buffer(self, native, name, buf) -> None:
         native.register_buffer(name, buf)
 
+    def inspect(self, native) -> dict:
+        nn = self.nn
+        simple = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
+                  nn.Identity: "identity", nn.Flatten: "flatten"}
+        if isinstance(native, (nn.Linear, nn.LazyLinear)):
+            weight, _ = self.linear_parameters(native)
+            return {"kind": "linear", "options": {
+                "in_features": None if weight is None else native.in_features,
+                "out_features": native.out_features, "bias": native.bias is not None}}
+        for klass, kind in simple.items():
+            if type(native) is klass:
+                return {"kind": kind}
+        if type(native) is nn.Softmax:
+            return {"kind": "softmax", "options": {"dim": -1 if native.dim is None else native.dim}}
+        children = list(native._modules.items())
+        if type(native) is nn.Sequential:
+            return {"kind": "sequential", "children": children}
+        return {
+            "kind": "module",
+            "children": children,
+            "parameters": [(n, p) for n, p in native._parameters.items() if p is not None],
+            "buffers": [(n, b) for n, b in native._buffers.items() if b is not None],
+        }
+
     def call(self, native, args, training):
         return native(*args)
 

@@ -31,6 +31,7 @@ from ._registry import (
 )
 from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
 from .autograd import backward, no_grad
+from .introspect import native_names, summary, tied_parameters, wrap
 from . import init  # noqa: E402  (init needs nn)
 
 __version__ = "0.1.0"
@@ -39,5 +40,6 @@ __all__ = [
     "BackendConflict", "BackendNotAvailable", "D2LParamsError", "DeferredInitializationError",
     "StateDictError", "available_backends", "backend_of", "backward", "get_backend", "init",
     "list_backends", "nn", "no_grad", "ones", "ops", "preload", "rand", "randn", "seed",
-    "set_backend", "tensor", "to_numpy", "use_backend", "zeros",
+    "set_backend", "summary", "tensor", "tied_parameters", "native_names", "to_numpy",
+    "use_backend", "wrap", "zeros",
 ]

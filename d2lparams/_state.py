@@ -9,6 +9,9 @@ recording: contextvars.ContextVar[int] = contextvars.ContextVar("d2p_recording",
 #: > 0 while a neutral module's forward runs: parameter attributes then give native tensors
 in_forward: contextvars.ContextVar[int] = contextvars.ContextVar("d2p_in_forward", default=0)
 
+#: while d2p.summary traces a network: {id(module): output shape text}; else None
+tracer: contextvars.ContextVar[dict | None] = contextvars.ContextVar("d2p_tracer", default=None)
+
 
 def check_not_recording(what) -> None:
     if recording.get():

@@ -249,6 +249,13 @@ class Sequential(Module):
             X = module(X)
         return X
 
+    def _traced_call(self, args):
+        from ..introspect import record_output
+
+        out = self.forward(*args)  # through the children, so that each one is traced
+        record_output(self, out)
+        return out
+
 
 class ModuleList(Module):
     """A list of modules, registered as children ``"0"``, ``"1"``, ...; it has no forward.
@@ -290,6 +297,7 @@ class ModuleList(Module):
 
 
 _ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+_STATELESS = {cls._kind: cls for cls in (ReLU, Sigmoid, Tanh, Identity, Softmax, Flatten)}
 
 
 def mlp(in_features, hidden, out_features, activation: str = "relu", *,

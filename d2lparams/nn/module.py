@@ -221,8 +221,17 @@ class Module:
         )
 
     def __call__(self, *args):
-        args = tuple(self._as_input(a) if not self._adapter.is_tensor(a) else a for a in args)
+        args = tuple(a if self._adapter.is_tensor(a) else self._as_input(a) for a in args)
+        if _state.tracer.get() is not None:
+            return self._traced_call(args)
         return self._adapter.call(self.native, args, self.training)
+
+    def _traced_call(self, args):
+        from ..introspect import record_output
+
+        out = self._adapter.call(self.native, args, self.training)
+        record_output(self, out)
+        return out
 
     def _native_forward(self, *args):
         """Called by the native wrapper: runs ``forward`` with parameters as native tensors."""

@@ -1,0 +1,201 @@
+"""Looking into a network: summary, tied groups, native names, and wrapping native models
+(SPEC §5)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from . import _registry, _state
+from .nn import layers
+from .nn.module import Module
+from .nn.parameter import Parameter
+
+
+def tied_parameters(net: Module) -> list[list[str]]:
+    """Groups of state names that share one storage (only groups of two or more).
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> from d2lparams import nn
+        >>> shared = nn.Linear(8, 8, backend="torch")
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared)
+        >>> d2p.tied_parameters(net)
+        [['2.weight', '4.weight'], ['2.bias', '4.bias']]
+    """
+    groups: "OrderedDict[int, list[str]]" = OrderedDict()
+    keep = []
+    for name, (member, is_param) in net._state_targets().items():
+        native = member.native if is_param else member
+        keep.append(native)
+        groups.setdefault(id(native), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def native_names(net: Module) -> "OrderedDict[str, str]":
+    """``{canonical name: the framework's own name}`` for every parameter and buffer.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> net = d2p.nn.Sequential(d2p.nn.Linear(4, 8), backend="torch")
+        >>> dict(d2p.native_names(net))
+        {'0.weight': '0.weight', '0.bias': '0.bias'}
+    """
+    own = net._adapter.native_parameter_names(net.native)
+    out = OrderedDict()
+    for name, (member, is_param) in net._state_targets().items():
+        native = member.native if is_param else member
+        out[name] = own.get(id(native), name)
+    return out
+
+
+# -- summary ------------------------------------------------------------------------------------
+def _shape_text(x) -> str:
+    try:
+        return "(" + ", ".join(str(int(s)) for s in tuple(x.shape)) + ")"
+    except Exception:
+        return "?"
+
+
+def summary(net: Module, input_shape) -> str:
+    """A table of every module (name, type, output shape, parameters, tied with), with
+    totals; the same text on every backend.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> net = d2p.nn.mlp(4, 8, 1, backend="torch")
+        >>> print(d2p.summary(net, (2, 4)).splitlines()[-2])
+        Total parameters: 49
+    """
+    from ._tensor import zeros
+    from .autograd import no_grad
+
+    outputs: dict = {}
+    token = _state.tracer.set(outputs)
+    modes = [(m, m.training) for m in net.modules()]
+    try:
+        net.eval()
+        with no_grad():
+            net(zeros(*tuple(input_shape), backend=net.backend))
+    finally:
+        _state.tracer.reset(token)
+        for m, mode in modes:
+            m.__dict__["training"] = mode
+            m._adapter.set_training(m.native, mode)
+
+    tied = {}
+    for group in tied_parameters(net):
+        for name in group:
+            tied[name] = [n for n in group if n != name]
+    rows = [("Layer", "Type", "Output shape", "Params", "Tied with")]
+    seen: dict = {}
+    for name, module in net.named_modules(remove_duplicate=False):
+        if name == "":
+            continue
+        own = module._local_parameters()
+        count = 0
+        for pname, p in own.items():
+            if id(p.native) not in seen:
+                seen[id(p.native)] = p
+                count += p.numel()
+        ties = sorted({t.rsplit(".", 1)[0] for pn in own for t in tied.get(f"{name}.{pn}", [])})
+        rows.append((name, type(module).__name__, outputs.get(id(module), "-"), f"{count:,}",
+                     ", ".join(ties)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    line = "-" * (sum(widths) + 8)
+    text = [line]
+    for i, row in enumerate(rows):
+        text.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            text.append(line)
+    text.append(line)
+    total = net.num_parameters()
+    text.append(f"Total parameters: {total:,}")
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    text.append(f"Trainable parameters: {trainable:,}")
+    return "\n".join(text)
+
+
+def record_output(module, out) -> None:
+    table = _state.tracer.get()
+    if table is not None:
+        table[id(module)] = _shape_text(out)
+
+
+# -- wrap ---------------------------------------------------------------------------------------
+def wrap(native_model) -> Module:
+    """A neutral :class:`~d2lparams.nn.Module` view over an existing native model of any of
+    the four frameworks; the backend is found from its type. The view shares the native
+    parameters: writes through either side are seen by both.
+
+    Example:
+        >>> import torch, d2lparams as d2p
+        >>> native = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+        >>> net = d2p.wrap(native)
+        >>> [n for n, _ in net.named_parameters()], net[0].weight.shape
+        (['0.weight', '0.bias'], (4, 8))
+    """
+    if isinstance(native_model, Module):
+        return native_model
+    name = _registry.backend_of_type(native_model)
+    if name is None:
+        raise TypeError(
+            f"d2p.wrap takes a torch.nn.Module, keras Layer, gluon Block or paddle Layer, got "
+            f"{type(native_model).__module__}.{type(native_model).__name__}"
+        )
+    ad = _registry.adapter(name)
+    return _wrap(ad, native_model, {})
+
+
+class Wrapped(Module):
+    """A neutral view of a native module that has no neutral counterpart."""
+
+    def __init__(self, ad, native, type_name: str):
+        super().__init__(backend=ad.name)
+        self.__dict__["_native"] = native
+        self.__dict__["_type_name"] = type_name
+
+    def _register_child(self, name, module):
+        pass  # already a child on the native side
+
+    def forward(self, *args):
+        return self(*args)
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return self._type_name + text[len(type(self).__name__):]
+
+
+def _wrap(ad, native, memo: dict) -> Module:
+    if id(native) in memo:
+        return memo[id(native)]
+    info = ad.inspect(native)
+    kind, options = info["kind"], info.get("options", {})
+    if kind == "linear":
+        module = layers.Linear.__new__(layers.Linear)
+        Module.__init__(module, backend=ad.name)
+        module.__dict__.update(
+            _in_features=options.get("in_features"), out_features=options["out_features"],
+            use_bias=bool(options.get("bias", True)), _native=native, _pending_init=None,
+        )
+    elif kind in layers._STATELESS:
+        cls = layers._STATELESS[kind]
+        module = cls.__new__(cls)
+        Module.__init__(module, backend=ad.name)
+        module.__dict__.update(_options=dict(options), _native=native)
+    elif kind == "sequential":
+        module = layers.Sequential.__new__(layers.Sequential)
+        Module.__init__(module, backend=ad.name)
+        module.__dict__["_native"] = native
+        for child_name, child in info["children"]:
+            module._modules[child_name] = _wrap(ad, child, memo)
+    else:
+        module = Wrapped(ad, native, type(native).__name__)
+        for child_name, child in info["children"]:
+            module._modules[child_name] = _wrap(ad, child, memo)
+        for pname, param in info.get("parameters", []):
+            module._parameters[pname] = Parameter._view(ad, param)
+        for bname, buf in info.get("buffers", []):
+            module._buffers[bname] = buf
+    memo[id(native)] = module
+    return module
+
