@@ -128,6 +128,11 @@ class Backend(abc.ABC):
         ...
 
     @abc.abstractmethod
+    def param_has_grad(self, param) -> bool:
+        """Whether ``param_grad`` would return an array (cheap: no copy)."""
+        ...
+
+    @abc.abstractmethod
     def param_zero_grad(self, param) -> None:
         """Clear the gradient so that ``param_grad`` is ``None`` again."""
         ...
@@ -157,6 +162,30 @@ class Backend(abc.ABC):
     def activation(self, kind: str, **options):
         """A native parameter-free layer: ``"relu"``, ``"sigmoid"``, ``"tanh"``,
         ``"softmax"`` (``dim``), ``"flatten"``, ``"identity"``."""
+        ...
+
+    @abc.abstractmethod
+    def dropout(self, p: float):
+        """A native dropout layer: in training mode it zeroes each entry with probability
+        ``p`` and scales the rest by ``1/(1-p)``; in inference mode it is the identity."""
+        ...
+
+    @abc.abstractmethod
+    def batch_norm(self, num_features: int, eps: float, momentum: float):
+        """A native batch normalization over axis 1 of ``(N, C)`` or ``(N, C, L)`` input with
+        PyTorch's meaning: training mode normalizes with the batch mean and biased variance
+        and, in the forward pass, updates ``running = (1 - momentum) * running + momentum *
+        batch`` (the variance term unbiased); inference mode uses the running statistics.
+        ``y = (x - mean) / sqrt(var + eps) * weight + bias``; weight starts at 1, bias at 0,
+        running mean at 0 and running variance at 1. The running statistics are never
+        trainable."""
+        ...
+
+    @abc.abstractmethod
+    def batch_norm_state(self, native) -> tuple:
+        """``(weight, bias, running_mean, running_var)`` of a :meth:`batch_norm` layer: two
+        native parameters and two buffers (as :meth:`buffer_tensor` and
+        :meth:`param_get`/:meth:`param_set` take them); the same objects on every call."""
         ...
 
     @abc.abstractmethod
@@ -241,6 +270,21 @@ class Backend(abc.ABC):
     def no_grad(self):
         """A context manager that stops recording."""
         return contextlib.nullcontext()
+
+    @abc.abstractmethod
+    def sgd_update(self, param, buf, lr: float, momentum: float, weight_decay: float,
+                   dampening: float, nesterov: bool):
+        """One in-place SGD step on ``param`` from its accumulated gradient, PyTorch's
+        formula, with native tensor operations and without recording::
+
+            g = grad + weight_decay * p
+            if momentum: buf = g (first step) or momentum * buf + (1 - dampening) * g
+                         g = g + momentum * buf if nesterov else buf
+            p -= lr * g
+
+        ``buf`` is the native momentum buffer returned by the previous call (``None`` at
+        first). Returns the new buffer (``None`` without momentum)."""
+        ...
 
     # -- operations for custom forwards (native tensors in and out) ---------------------------
     @abc.abstractmethod

@@ -97,6 +97,9 @@ class TorchBackend(Backend):
     def param_grad(self, param):
         return None if param.grad is None else param.grad.detach().cpu().numpy().copy()
 
+    def param_has_grad(self, param) -> bool:
+        return param.grad is not None
+
     def param_zero_grad(self, param) -> None:
         param.grad = None
 
@@ -155,6 +158,15 @@ class TorchBackend(Backend):
             "softmax": lambda dim: nn.Softmax(dim=dim),
         }
         return table[kind](**options)
+
+    def dropout(self, p):
+        return self.nn.Dropout(p)
+
+    def batch_norm(self, num_features, eps, momentum):
+        return self.nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
+
+    def batch_norm_state(self, native) -> tuple:
+        return native.weight, native.bias, native.running_mean, native.running_var
 
     def sequential(self):
         return self.nn.Sequential()
@@ -227,6 +239,20 @@ class TorchBackend(Backend):
 
     def no_grad(self):
         return self.torch.no_grad()
+
+    def sgd_update(self, param, buf, lr, momentum, weight_decay, dampening, nesterov):
+        with self.torch.no_grad():
+            g = param.grad
+            if weight_decay:
+                g = g.add(param, alpha=weight_decay)
+            if momentum:
+                if buf is None:
+                    buf = g.clone()
+                else:
+                    buf.mul_(momentum).add_(g, alpha=1 - dampening)
+                g = g.add(buf, alpha=momentum) if nesterov else buf
+            param.add_(g, alpha=-lr)
+        return buf
 
     # -- operations ----------------------------------------------------------------------------
     def relu(self, x):

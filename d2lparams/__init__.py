@@ -32,14 +32,15 @@ from ._registry import (
 from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
 from .autograd import backward, no_grad
 from .introspect import native_names, summary, tied_parameters, wrap
-from . import init  # noqa: E402  (init needs nn)
+from . import init, optim  # noqa: E402  (they need nn)
+from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendConflict", "BackendNotAvailable", "D2LParamsError", "DeferredInitializationError",
     "StateDictError", "available_backends", "backend_of", "backward", "get_backend", "init",
-    "list_backends", "nn", "no_grad", "ones", "ops", "preload", "rand", "randn", "seed",
+    "list_backends", "load", "nn", "no_grad", "optim", "ones", "ops", "preload", "rand", "randn", "save", "seed",
     "set_backend", "summary", "tensor", "tied_parameters", "native_names", "to_numpy",
     "use_backend", "wrap", "zeros",
 ]

@@ -2,6 +2,8 @@
 
 from .. import ops as functional
 from .layers import (
+    BatchNorm1d,
+    Dropout,
     Flatten,
     Identity,
     LazyLinear,
@@ -18,6 +20,7 @@ from .module import Module
 from .parameter import Parameter
 
 __all__ = [
+    "BatchNorm1d", "Dropout",
     "Flatten", "Identity", "LazyLinear", "Linear", "Module", "ModuleList", "Parameter",
     "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "mlp",
 ]

@@ -189,6 +189,89 @@ class Flatten(_Stateless):
     _kind = "flatten"
 
 
+class Dropout(Module):
+    """Zeroes each entry with probability ``p`` in training mode (the rest scaled by
+    ``1/(1-p)``); the identity in inference mode (``eval()``). Draws from the framework's RNG.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> drop = d2p.nn.Dropout(0.5, backend="torch").eval()
+        >>> d2p.to_numpy(drop(d2p.ones(3, backend="torch"))).tolist()
+        [1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, p: float = 0.5, *, backend: str | None = None) -> None:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"Dropout p must be a probability in [0, 1), got {p!r}")
+        super().__init__(backend=backend)
+        self.__dict__["p"] = float(p)
+        self.__dict__["_native"] = self._adapter.dropout(float(p))
+
+    def forward(self, X):
+        return self(X)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class BatchNorm1d(Module):
+    """Batch normalization over axis 1 with PyTorch's meaning on every backend: parameters
+    ``weight`` and ``bias``; buffers ``running_mean`` and ``running_var``, updated in the
+    forward pass in training mode (``running = (1-momentum)·running + momentum·batch``,
+    unbiased variance) and used in inference mode.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> bn = d2p.nn.BatchNorm1d(3, backend="torch")
+        >>> [n for n, _ in bn.named_buffers()]
+        ['running_mean', 'running_var']
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
+                 backend: str | None = None) -> None:
+        num_features = _positive_int(num_features, "BatchNorm1d num_features")
+        if not isinstance(eps, (int, float)) or eps <= 0:
+            raise ValueError(f"BatchNorm1d eps must be > 0, got {eps!r}")
+        if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm1d momentum must be in [0, 1], got {momentum!r}")
+        super().__init__(backend=backend)
+        d = self.__dict__
+        d.update(num_features=num_features, eps=float(eps), momentum=float(momentum))
+        d["_native"] = self._adapter.batch_norm(num_features, float(eps), float(momentum))
+
+    def _state(self):
+        return self._adapter.batch_norm_state(self.native)
+
+    @property
+    def weight(self) -> Parameter:
+        return Parameter._view(self._adapter, self._state()[0])
+
+    @property
+    def bias(self) -> Parameter:
+        return Parameter._view(self._adapter, self._state()[1])
+
+    @property
+    def running_mean(self):
+        return self._adapter.buffer_tensor(self._state()[2])
+
+    @property
+    def running_var(self):
+        return self._adapter.buffer_tensor(self._state()[3])
+
+    def _local_parameters(self):
+        return OrderedDict(weight=self.weight, bias=self.bias)
+
+    def _local_buffers(self):
+        state = self._state()
+        return OrderedDict(running_mean=state[2], running_var=state[3])
+
+    def forward(self, X):
+        return self(X)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
 class Sequential(Module):
     """Applies its children in order; the same module may appear twice (tied).
 

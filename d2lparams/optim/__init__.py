@@ -1,0 +1,188 @@
+"""Optimizers with PyTorch's meaning on every backend (SPEC §8).
+
+A param group's ``lr`` and ``momentum`` are absolute, as in PyTorch (paddle and mxnet
+natively treat a group's rate as a multiplier; keras has no groups). The update is
+PyTorch's ``v = μ·v + g``, ``p -= lr·v`` (``g`` includes ``weight_decay·p``), done by each
+framework's own tensor operations in place.
+
+Example:
+    >>> import numpy as np, d2lparams as d2p
+    >>> from d2lparams import nn, ops, optim
+    >>> net = nn.Linear(2, 1, weight_init=1.0, bias_init=0.0, backend="torch")
+    >>> opt = optim.SGD(net.parameters(), lr=0.1)
+    >>> _ = d2p.backward(lambda: ops.sum(net(d2p.ones(1, 2, backend="torch"))))
+    >>> opt.step(); net.weight.numpy().ravel().tolist()
+    [0.8999999761581421, 0.8999999761581421]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _state
+from ..nn.parameter import Parameter
+
+__all__ = ["SGD", "Optimizer", "lr_scheduler"]
+
+_REQUIRED = object()
+
+
+class Optimizer:
+    """Base class: param groups, state, ``zero_grad`` and ``state_dict``."""
+
+    def __init__(self, params, defaults: dict) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict = {}  # id(param) -> {"momentum_buffer": native tensor or None}
+        groups = list(params) if not isinstance(params, dict) else [params]
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group ``{"params": [...], "lr": ..., ...}``; missing options take the
+        defaults. A parameter may belong to one group only."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError("a param group is a dict with a 'params' key")
+        params = group["params"]
+        params = [params] if isinstance(params, Parameter) else list(params)
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(
+                    f"{type(self).__name__} optimizes nn.Parameter objects, got "
+                    f"{type(p).__name__}; pass net.parameters()"
+                )
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {sorted(unknown)} in a param group; known: "
+                f"{sorted(self.defaults)}"
+            )
+        existing = {id(p.native): i for i, g in enumerate(self.param_groups) for p in g["params"]}
+        seen = set()
+        for p in params:
+            if id(p.native) in existing or id(p.native) in seen:
+                where = existing.get(id(p.native), len(self.param_groups))
+                raise ValueError(
+                    f"a parameter of shape {p.shape} appears in two param groups (group "
+                    f"{where} and group {len(self.param_groups)}, or twice in one); give each "
+                    "parameter to one group only"
+                )
+            seen.add(id(p.native))
+        full = {k: group.get(k, v) for k, v in self.defaults.items()}
+        missing = [k for k, v in full.items() if v is _REQUIRED]
+        if missing:
+            raise ValueError(f"param group lacks required option(s) {missing}")
+        self._check_options(full)
+        full["params"] = params
+        self.param_groups.append(full)
+
+    def _check_options(self, options: dict) -> None:
+        pass
+
+    def zero_grad(self) -> None:
+        """Drop the gradient of every parameter this optimizer holds."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.zero_grad()
+
+    def state_dict(self) -> dict:
+        """``{"state": {index: {name: np.ndarray}}, "param_groups": [...]}``, PyTorch's form
+        (parameters by index, buffers in the canonical layout)."""
+        index, state, groups = 0, {}, []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                entry = self.state.get(id(p.native))
+                if entry and entry.get("momentum_buffer") is not None:
+                    buf = p._adapter.to_numpy(entry["momentum_buffer"])
+                    state[index] = {"momentum_buffer": buf.T.copy() if p._transposed else buf}
+                ids.append(index)
+                index += 1
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore options and buffers saved by :meth:`state_dict` (checked first)."""
+        groups = state_dict.get("param_groups")
+        if not isinstance(groups, list) or len(groups) != len(self.param_groups):
+            raise ValueError(
+                f"the state has {len(groups) if isinstance(groups, list) else 'no'} param "
+                f"groups, this optimizer {len(self.param_groups)}"
+            )
+        params = [p for g in self.param_groups for p in g["params"]]
+        for mine, theirs in zip(self.param_groups, groups):
+            if len(mine["params"]) != len(theirs["params"]):
+                raise ValueError("a param group's size differs from the saved one")
+        buffers = {}
+        for key, entry in state_dict.get("state", {}).items():
+            i = int(key)
+            if not 0 <= i < len(params):
+                raise ValueError(f"state refers to parameter {i}; there are {len(params)}")
+            buf = np.asarray(entry["momentum_buffer"], dtype=np.float32)
+            if buf.shape != params[i].shape:
+                raise ValueError(
+                    f"momentum buffer {i} has shape {buf.shape}, its parameter {params[i].shape}"
+                )
+            buffers[i] = buf
+        for mine, theirs in zip(self.param_groups, groups):
+            for k, v in theirs.items():
+                if k != "params":
+                    mine[k] = v
+        self.state = {}
+        for i, buf in buffers.items():
+            p = params[i]
+            native = np.ascontiguousarray(buf.T if p._transposed else buf)
+            self.state[id(p.native)] = {"momentum_buffer": p._adapter.tensor(native)}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum and weight decay, PyTorch's formula.
+
+    ``params`` is an iterable of Parameters or a list of group dicts; a group's ``lr`` is
+    absolute. Frozen parameters and parameters without a gradient are skipped.
+
+    Example:
+        >>> import d2lparams as d2p
+        >>> from d2lparams import nn, optim
+        >>> net = nn.mlp(4, 8, 1, backend="torch")
+        >>> opt = optim.SGD([{"params": net[0].parameters(), "lr": 0.001, "momentum": 0.99},
+        ...                  {"params": net[2].parameters()}], lr=0.01, momentum=0.9)
+        >>> [g["lr"] for g in opt.param_groups]
+        [0.001, 0.01]
+    """
+
+    def __init__(self, params, lr=_REQUIRED, momentum: float = 0.0, weight_decay: float = 0.0,
+                 dampening: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      dampening=dampening, nesterov=nesterov))
+
+    def _check_options(self, o: dict) -> None:
+        for key in ("lr", "momentum", "weight_decay", "dampening"):
+            value = o[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"SGD {key} must be a number >= 0, got {value!r}")
+        if o["nesterov"] and (o["momentum"] <= 0 or o["dampening"] != 0):
+            raise ValueError("SGD nesterov needs momentum > 0 and dampening 0")
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        if _state.recording.get():
+            raise RuntimeError("optimizer.step() inside d2p.backward: step after backward returns")
+        for group in self.param_groups:
+            lr, mom, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
+            damp, nesterov = float(group["dampening"]), bool(group["nesterov"])
+            for p in group["params"]:
+                ad = p._adapter
+                if not ad.param_requires_grad(p.native) or not ad.param_has_grad(p.native):
+                    continue
+                entry = self.state.setdefault(id(p.native), {"momentum_buffer": None})
+                entry["momentum_buffer"] = ad.sgd_update(
+                    p.native, entry["momentum_buffer"], lr, mom, wd, damp, nesterov
+                )
+
+
+from . import lr_scheduler  # noqa: E402,F401  (optim.lr_scheduler)
