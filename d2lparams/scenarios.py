@@ -1,0 +1,316 @@
+"""The chapter's scenarios, each run on one backend and checked against NumPy.
+
+Used by ``d2lparams compare``: every scenario returns ``(deviation, data)`` where
+``deviation`` is the largest relative deviation from the NumPy reference computed here, and
+``data`` is what the report plots. A scenario raises when the backend does something the
+chapter says it must not.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections import OrderedDict
+
+import numpy as np
+
+from . import init, nn, ops, optim
+from ._tensor import seed, tensor, to_numpy
+from .autograd import backward
+from .introspect import tied_parameters
+from .io import load, save
+
+TOLERANCE = 1e-5
+
+
+def _dev(actual, expected) -> float:
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if actual.shape != expected.shape:
+        raise AssertionError(f"shape {actual.shape} where NumPy gives {expected.shape}")
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    return float(np.abs(actual - expected).max(initial=0.0) / scale)
+
+
+def _relu(x):
+    return np.maximum(x, 0)
+
+
+def _seed_net():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+
+
+def _forward(sd, X, prefix=""):
+    return _relu(X @ sd[prefix + "0.weight"] + sd[prefix + "0.bias"]) @ sd[prefix + "2.weight"] + sd[prefix + "2.bias"]
+
+
+_X = np.random.default_rng(0).random((2, 4)).astype(np.float32)
+
+
+def build():
+    """Sequential(Linear(4,8), ReLU, Linear(8,1)): names, shapes and forward."""
+    net = _seed_net()
+    names = [(n, p.shape) for n, p in net.named_parameters()]
+    expected = [("0.weight", (4, 8)), ("0.bias", (8,)), ("2.weight", (8, 1)), ("2.bias", (1,))]
+    if names != expected:
+        raise AssertionError(f"parameters {names}, expected {expected}")
+    return _dev(to_numpy(net(_X)), _forward(net.state_dict(), _X)), {}
+
+
+def access():
+    """net[2].bias, state_dict()['2.bias'] and named_parameters agree."""
+    net = _seed_net()
+    p = net[2].bias
+    if p is not dict(net.named_parameters())["2.bias"]:
+        raise AssertionError("net[2].bias is not the object named_parameters yields")
+    return _dev(p.numpy(), net.state_dict()["2.bias"]), {"native_shape": list(net[0].weight.native_shape)}
+
+
+def nested_access():
+    """rgnet: blocks added with add_module('block i'), rgnet[0][1][0].bias, forward."""
+    def block1():
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU())
+
+    def block2():
+        net = nn.Sequential()
+        for i in range(4):
+            net.add_module(f"block {i}", block1())
+        return net
+
+    rgnet = nn.Sequential(block2(), nn.Linear(4, 1))
+    sd = rgnet.state_dict()
+    h = _X
+    for i in range(4):
+        h = _relu(_forward(sd, h, f"0.block {i}."))
+    ref = h @ sd["1.weight"] + sd["1.bias"]
+    dev = max(_dev(to_numpy(rgnet(_X)), ref), _dev(rgnet[0][1][0].bias.numpy(), sd["0.block 1.0.bias"]))
+    return dev, {}
+
+
+def init_schemes():
+    """normal(0, 0.01) + zero bias via apply, constant 1, xavier on net[0] and 42 on net[2]."""
+    net = _seed_net()
+
+    def init_normal(m):
+        if isinstance(m, nn.Linear):
+            init.normal_(m.weight, mean=0, std=0.01)
+            init.zeros_(m.bias)
+
+    seed(0)
+    net.apply(init_normal)
+    rng = np.random.default_rng(0)
+    dev = max(_dev(net[0].weight.numpy(), rng.normal(0, 0.01, (4, 8)).astype(np.float32)),
+              _dev(net[2].weight.numpy(), rng.normal(0, 0.01, (8, 1)).astype(np.float32)),
+              _dev(net[0].bias.numpy(), np.zeros(8)))
+    seed(1)
+    init.xavier_uniform_(net[0].weight)
+    init.constant_(net[2].weight, 42)
+    bound = math.sqrt(6 / 12)
+    dev = max(dev, _dev(net[0].weight.numpy(),
+                        np.random.default_rng(1).uniform(-bound, bound, (4, 8)).astype(np.float32)),
+              _dev(net[2].weight.numpy(), np.full((8, 1), 42.0)))
+    return dev, {}
+
+
+class _ChapterInit(init.Initializer):
+    def __call__(self, shape, rng):
+        w = rng.uniform(-10, 10, shape)
+        return w * (np.abs(w) >= 5)
+
+
+def custom_init():
+    """The chapter's my_init, then p[:] += 1 and p[0, 0] = 42."""
+    net = _seed_net()
+    seed(3)
+    init.initialize_(net[0].weight, _ChapterInit())
+    w = np.random.default_rng(3).uniform(-10, 10, (4, 8))
+    expected = (w * (np.abs(w) >= 5)).astype(np.float32) + 1
+    expected[0, 0] = 42
+    p = net[0].weight
+    p[:] += 1
+    p[0, 0] = 42
+    return _dev(p.numpy(), expected), {}
+
+
+def _tied_net():
+    shared = nn.Linear(8, 8)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
+
+
+def tying():
+    """The shared 8x8 layer: one object, 121 parameters, writes seen through both places."""
+    net = _tied_net()
+    if net[2].weight is not net[4].weight:
+        raise AssertionError("net[2].weight is not net[4].weight")
+    if net.num_parameters() != 121:
+        raise AssertionError(f"{net.num_parameters()} parameters, expected 121")
+    if tied_parameters(net) != [["2.weight", "4.weight"], ["2.bias", "4.bias"]]:
+        raise AssertionError(f"tied groups {tied_parameters(net)}")
+    net[2].weight[0, 0] = 100.0
+    return _dev(net[4].weight[0, 0], 100.0), {}
+
+
+def gradients():
+    """Tied gradient = sum of both uses; twice backward = twice the gradient."""
+    net = _tied_net()
+    sd = net.state_dict()
+    h1 = _X @ sd["0.weight"] + sd["0.bias"]
+    a1 = _relu(h1)
+    h2 = a1 @ sd["2.weight"] + sd["2.bias"]
+    a2 = _relu(h2)
+    h3 = a2 @ sd["2.weight"] + sd["2.bias"]
+    g_h3 = (np.ones((2, 1)) @ sd["6.weight"].T) * (h3 > 0)
+    g_h2 = (g_h3 @ sd["2.weight"].T) * (h2 > 0)
+    g_w = a1.T @ g_h2 + a2.T @ g_h3
+    X = tensor(_X, backend=net.backend)
+    backward(lambda: ops.sum(net(X)))
+    dev = _dev(net[2].weight.grad, g_w)
+    backward(lambda: ops.sum(net(X)))
+    dev = max(dev, _dev(net[2].weight.grad, 2 * g_w))
+    net.zero_grad()
+    if net[2].weight.grad is not None:
+        raise AssertionError("grad is not None after zero_grad()")
+    return dev, {}
+
+
+class _MyLinear(nn.Module):
+    def __init__(self, in_units, units):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.weight = nn.Parameter(rng.standard_normal((in_units, units)))
+        self.bias = nn.Parameter(rng.standard_normal((units,)))
+
+    def forward(self, X):
+        return ops.relu(ops.matmul(X, self.weight) + self.bias)
+
+
+class _Centered(nn.Module):
+    def forward(self, X):
+        return X - ops.mean(X)
+
+
+def custom_blocks():
+    """MyLinear with two nn.Parameters (gradients flow) and CenteredLayer."""
+    layer = _MyLinear(4, 3)
+    W, b = layer.weight.numpy(), layer.bias.numpy()
+    dev = _dev(to_numpy(layer(_X)), _relu(_X @ W + b))
+    backward(lambda: ops.sum(layer(tensor(_X, backend=layer.backend))))
+    mask = (_X @ W + b > 0).astype(np.float32)
+    dev = max(dev, _dev(layer.weight.grad, _X.T @ mask), _dev(layer.bias.grad, mask.sum(0)))
+    centered = _Centered()(tensor([1, 2, 3, 4, 5], backend=layer.backend))
+    return max(dev, _dev(to_numpy(centered), [-2, -1, 0, 1, 2])), {}
+
+
+def optimizer_groups():
+    """Two param groups (lr 0.001/momentum 0.99 and 0.01/0.9), MultiStepLR([10, 20]), 30 epochs."""
+    rng = np.random.default_rng(42)
+    X = rng.standard_normal((32, 4)).astype(np.float32)
+    y = (X @ np.array([[2.0], [-3.4], [1.0], [0.5]]) + 4.2).astype(np.float32)
+    seed(0)
+    net = _seed_net()
+    p = {k: v.astype(np.float64) for k, v in net.state_dict().items()}
+    opt = optim.SGD([{"params": net[0].parameters(), "lr": 0.001, "momentum": 0.99},
+                     {"params": net[2].parameters()}], lr=0.01, momentum=0.9)
+    sched = optim.lr_scheduler.MultiStepLR(opt, milestones=[10, 20], gamma=0.1)
+    Xt, yt = tensor(X, backend=net.backend), tensor(y, backend=net.backend)
+    losses, ref, bufs = [], [], {}
+    groups = [(["0.weight", "0.bias"], 0.001, 0.99), (["2.weight", "2.bias"], 0.01, 0.9)]
+    for epoch in range(30):
+        opt.zero_grad()
+        losses.append(backward(lambda: ops.mean((net(Xt) - yt) * (net(Xt) - yt))))
+        opt.step()
+        sched.step()
+        h = X @ p["0.weight"] + p["0.bias"]
+        a = _relu(h)
+        diff = a @ p["2.weight"] + p["2.bias"] - y
+        ref.append(float((diff ** 2).mean()))
+        g_out = 2 * diff / diff.size
+        g = {"2.weight": a.T @ g_out, "2.bias": g_out.sum(0)}
+        g_h = (g_out @ p["2.weight"].T) * (h > 0)
+        g.update({"0.weight": X.T @ g_h, "0.bias": g_h.sum(0)})
+        scale = 0.1 ** sum(epoch >= m for m in (10, 20))
+        for names, lr, mom in groups:
+            for n in names:
+                bufs[n] = g[n] if n not in bufs else mom * bufs[n] + g[n]
+                p[n] = p[n] - lr * scale * bufs[n]
+    dev = max(abs(a - b) / abs(b) for a, b in zip(losses, ref))
+    return dev, {"losses": losses, "reference": ref}
+
+
+def native_defaults():
+    """The framework's own default initialization of Linear(300, 300) against its formula."""
+    from .init import default_scheme
+
+    seed(0)
+    lin = nn.Linear(300, 300)
+    w = lin.weight.numpy().ravel()
+    scheme = default_scheme(lin.backend)
+    rng = np.random.default_rng(0)
+    ref = scheme.weight((300, 300), 300, 300, rng).ravel()
+    bound = float(np.abs(ref).max())
+    counts, edges = np.histogram(w, bins=30, range=(-1.2 * bound, 1.2 * bound))
+    return abs(w.std() - ref.std()) / ref.std(), {
+        "scheme": str(scheme), "histogram": counts.tolist(), "edges": edges.tolist(),
+        "bound": bound, "std": float(w.std()), "expected_std": float(ref.std()),
+    }
+
+
+#: name -> (function, tolerance of its deviation)
+SCENARIOS = OrderedDict([
+    ("build", (build, TOLERANCE)), ("access", (access, TOLERANCE)),
+    ("nested access", (nested_access, TOLERANCE)), ("init schemes", (init_schemes, TOLERANCE)),
+    ("custom init", (custom_init, TOLERANCE)), ("tying", (tying, TOLERANCE)),
+    ("gradients", (gradients, TOLERANCE)), ("custom blocks", (custom_blocks, TOLERANCE)),
+    ("optimizer groups", (optimizer_groups, TOLERANCE)),
+    # statistical: the std of 90,000 draws against the formula's
+    ("native defaults", (native_defaults, 0.05)),
+])
+
+PORT = "save/load across backends"
+
+
+def port_save(directory: str, backend: str) -> None:
+    """Write this backend's tied checkpoint and outputs for the others to load."""
+    import json
+    import os
+
+    seed(7)
+    net = _tied_net()
+    for p in net.parameters():
+        init.normal_(p, std=0.5)
+    save(net, os.path.join(directory, f"{backend}.safetensors"))
+    with open(os.path.join(directory, f"{backend}.json"), "w") as fh:
+        json.dump(to_numpy(net(_X)).tolist(), fh)
+
+
+def port_load(directory: str, backend: str, sources: list[str]):
+    import json
+    import os
+
+    dev, loaded = 0.0, []
+    for source in sources:
+        path = os.path.join(directory, f"{source}.safetensors")
+        if not os.path.exists(path):
+            continue
+        net = load(_tied_net(), path)
+        if net[2].weight is not net[4].weight:
+            raise AssertionError("tying lost in the round trip")
+        with open(os.path.join(directory, f"{source}.json")) as fh:
+            ref = np.array(json.load(fh), np.float32)
+        dev = max(dev, _dev(to_numpy(net(_X)), ref))
+        loaded.append(source)
+    return dev, {"loaded_from": loaded}
+
+
+def run(name: str, fn, tolerance: float = TOLERANCE) -> dict:
+    start = time.perf_counter()
+    try:
+        dev, data = fn()
+        ok = bool(dev <= tolerance)
+        error = None if ok else f"deviation {dev:.2e} exceeds {tolerance:.0e}"
+    except Exception as exc:  # reported per scenario, never hides the others
+        dev, data, ok = None, {}, False
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    return {"scenario": name, "ok": ok, "deviation": dev, "tolerance": tolerance,
+            "error": error, "data": data,
+            "seconds": round(time.perf_counter() - start, 3)}
