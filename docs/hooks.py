@@ -1,0 +1,31 @@
+"""mkdocs hook: ``<!-- example: NAME -->`` becomes the example's code and, in tabs, its real
+output on every backend (from ``docs/examples/outputs.json``)."""
+
+import json
+import os
+import re
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ORDER = ["torch", "tensorflow", "mxnet", "paddle"]
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line if line else "" for line in text.splitlines())
+
+
+def on_page_markdown(markdown, page, config, files):
+    with open(os.path.join(HERE, "examples", "outputs.json")) as fh:
+        outputs = json.load(fh)
+
+    def render(match):
+        name = match.group(1)
+        with open(os.path.join(HERE, "examples", f"{name}.py")) as fh:
+            code = fh.read().rstrip()
+        parts = [f"```python\n{code}\n```\n"]
+        shown = outputs.get(name, {})
+        for backend in sorted(shown, key=lambda b: ORDER.index(b) if b in ORDER else 99):
+            block = f"```text\n{shown[backend].rstrip()}\n```"
+            parts.append(f'=== "{backend}"\n\n{_indent(block)}\n')
+        return "\n".join(parts)
+
+    return re.sub(r"<!-- example: ([\w-]+) -->", render, markdown)

@@ -1,0 +1,41 @@
+"""Issue 6: every docs example runs on every backend and prints what the docs show."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "docs"))
+
+import examples_runner  # noqa: E402
+
+
+@pytest.mark.parametrize("name", examples_runner.example_names())
+def test_docs_example_output_is_current(backend, name, tmp_path, monkeypatch):
+    with open(examples_runner.OUTPUTS) as fh:
+        shown = json.load(fh)
+    monkeypatch.chdir(tmp_path)
+    output = examples_runner.run_example(name)
+    assert backend in shown.get(name, {}), (
+        f"docs show no {backend} output for {name}: run python docs/examples_runner.py")
+    assert output == shown[name][backend], "docs are stale: run python docs/examples_runner.py"
+
+
+def test_every_example_is_on_a_page():
+    pages = "".join(open(os.path.join(ROOT, "docs", f)).read()
+                    for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md"))
+    for name in examples_runner.example_names():
+        assert f"<!-- example: {name} -->" in pages, f"{name} is on no page"
+
+
+@pytest.mark.skipif(shutil.which("mkdocs") is None, reason="mkdocs is not installed")
+def test_mkdocs_build_strict(tmp_path):
+    proc = subprocess.run(["mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    page = (tmp_path / "site" / "tying" / "index.html").read_text()
+    assert "tabbed-set" in page and "torch" in page
