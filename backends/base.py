@@ -144,6 +144,23 @@ class Backend(abc.ABC):
         ``sequential/dense/kernel``; torch has structural names only)."""
         ...
 
+    @abc.abstractmethod
+    def init_native(self, param, kind: str, transposed: bool, **spec) -> None:
+        """Fill ``param`` in place with the framework's own initializer (its own RNG).
+
+        ``kind`` and ``spec`` (fans are canonical: ``fan_in`` is the input size; when
+        ``transposed`` the native layout is ``(out, in)``):
+
+        * ``"uniform"``: ``low``, ``high``
+        * ``"normal"``: ``mean``, ``std``
+        * ``"constant"``: ``value``
+        * ``"xavier_uniform"`` / ``"xavier_normal"``: ``gain``, ``fan_in``, ``fan_out``
+        * ``"kaiming_uniform"`` / ``"kaiming_normal"``: ``gain``, ``fan`` (the one chosen by
+          ``mode``), ``mode``, ``fan_in``, ``fan_out``, ``a``, ``nonlinearity`` (PyTorch's
+          meaning: bound ``gain·√(3/fan)``, std ``gain/√fan``)
+        """
+        ...
+
     # -- modules -------------------------------------------------------------------------------
     @abc.abstractmethod
     def linear(self, in_features: int | None, out_features: int, bias: bool):

@@ -23,6 +23,15 @@ Quirks absorbed here:
       on a parameter adds and then raises); the Python object keeps its identity.
     * ``paddle.nn.Linear(..., bias=...)`` is a forbidden keyword in paddle 3; ``bias_attr``
       is the switch (``False``: no bias).
+    * BatchNorm keeps its running statistics as non-trainable *parameters* (``_mean``,
+      ``_variance``; ``named_buffers()`` is empty): ``inspect`` reports them as buffers. Its
+      momentum weighs the running value (paddle 0.9 = torch 0.1), it folds the *biased*
+      batch variance into ``_variance`` (torch: unbiased; our subclass adds the
+      difference), and it warns "When training, we now always track global mean and
+      variance" on every training forward (silenced there).
+    * ``paddle.var`` logs a C++ "run type promotion" warning; the BatchNorm fix avoids it.
+    * ``loss.backward()`` on a loss that needs no gradient (everything frozen) silently does
+      nothing, where torch raises; d2lparams inherits paddle's silence (no grads appear).
 """
 
 from __future__ import annotations
@@ -110,8 +119,40 @@ class PaddleBackend(Backend):
                 in_features = None if self.weight is None else self.weight.shape[0]
                 return f"in_features={in_features}, out_features={self._out_features}"
 
+        class BatchNorm1D(paddle.nn.BatchNorm1D):
+            """``paddle.nn.BatchNorm1D`` with PyTorch's running variance.
+
+            Paddle folds the *biased* batch variance into ``_variance``; torch folds the
+            unbiased one. After paddle's own training forward this adds the difference,
+            ``(1 - paddle_momentum) * var_biased / (n - 1)``, so the statistics are torch's.
+            The output, the gradients and the mean are paddle's kernel, unchanged.
+            """
+
+            def forward(self, input):
+                if not self.training:
+                    return paddle.nn.BatchNorm1D.forward(self, input)
+                axes = [0] if len(input.shape) == 2 else [0, 2]
+                n = int(np.prod([input.shape[a] for a in axes]))
+                if n < 2:
+                    raise ValueError(
+                        f"BatchNorm1d in training mode needs more than 1 value per channel, "
+                        f"got input of shape {tuple(input.shape)}; use a larger batch or eval()"
+                    )
+                with paddle.no_grad():
+                    x = input.detach()  # paddle.var logs a dtype-promotion warning
+                    var = paddle.mean(paddle.square(x - paddle.mean(x, axis=axes, keepdim=True)),
+                                      axis=axes)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="When training, we now always")
+                    out = paddle.nn.BatchNorm1D.forward(self, input)
+                with paddle.no_grad():
+                    self._variance.set_value(
+                        self._variance + var * ((1.0 - self._momentum) / (n - 1)))
+                return out
+
         self._Custom = Custom
         self._LazyLinear = LazyLinear
+        self._BatchNorm1D = BatchNorm1D
 
     def version(self) -> str:
         return self.paddle.__version__
@@ -169,6 +210,9 @@ class PaddleBackend(Backend):
     def param_grad(self, param):
         grad = param.grad
         return None if grad is None else np.array(grad.numpy(), dtype=np.float32, copy=True)
+
+    def param_has_grad(self, param) -> bool:
+        return param.grad is not None
 
     def param_zero_grad(self, param) -> None:
         # positional on purpose: the keyword set_to_zero=False is ignored (zeros remain)
@@ -247,6 +291,16 @@ class PaddleBackend(Backend):
         }
         return table[kind](**options)
 
+    def dropout(self, p):
+        return self.nn.Dropout(p=p, mode="upscale_in_train")
+
+    def batch_norm(self, num_features, eps, momentum):
+        # paddle's momentum weighs the running value: 1 - torch's momentum
+        return self._BatchNorm1D(num_features, momentum=1.0 - momentum, epsilon=eps)
+
+    def batch_norm_state(self, native) -> tuple:
+        return native.weight, native.bias, native._mean, native._variance
+
     def sequential(self):
         return self.nn.Sequential()
 
@@ -273,6 +327,39 @@ class PaddleBackend(Backend):
     def register_buffer(self, native, name, buf) -> None:
         native.register_buffer(name, buf)
 
+    def inspect(self, native) -> dict:
+        nn = self.nn
+        simple = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
+                  nn.Identity: "identity"}
+        if isinstance(native, (nn.Linear, self._LazyLinear)):
+            weight, bias = self.linear_parameters(native)
+            if isinstance(native, nn.Linear):
+                out_features, use_bias = int(weight.shape[1]), bias is not None
+            else:
+                out_features, use_bias = native._out_features, native._use_bias
+            return {"kind": "linear", "options": {
+                "in_features": None if weight is None else int(weight.shape[0]),
+                "out_features": out_features, "bias": use_bias}}
+        for klass, kind in simple.items():
+            if type(native) is klass:
+                return {"kind": kind}
+        if type(native) is nn.Softmax:
+            return {"kind": "softmax", "options": {"dim": int(native._axis)}}
+        if type(native) is nn.Flatten and native.start_axis == 1 and native.stop_axis == -1:
+            return {"kind": "flatten"}
+        children = list(native._sub_layers.items())
+        if type(native) is nn.Sequential:
+            return {"kind": "sequential", "children": children}
+        params = [(n, p) for n, p in native._parameters.items() if p is not None]
+        buffers = [(n, b) for n, b in native._buffers.items() if b is not None]
+        if isinstance(native, nn.layer.norm._BatchNormBase):
+            # paddle keeps the running statistics as non-trainable parameters
+            stats = ("_mean", "_variance")
+            buffers += [(n, p) for n, p in params if n in stats]
+            params = [(n, p) for n, p in params if n not in stats]
+        return {"kind": "module", "children": children, "parameters": params,
+                "buffers": buffers}
+
     def call(self, native, args, training):
         return native(*args)
 
@@ -295,6 +382,22 @@ class PaddleBackend(Backend):
 
     def no_grad(self):
         return self.paddle.no_grad()
+
+    def sgd_update(self, param, buf, lr, momentum, weight_decay, dampening, nesterov):
+        # in place under no_grad: an unguarded in-place op on a leaf parameter writes and
+        # then raises in paddle
+        with self.paddle.no_grad():
+            g = param.grad
+            if weight_decay:
+                g = g + param * weight_decay
+            if momentum:
+                if buf is None:
+                    buf = g.clone()
+                else:
+                    buf = buf * momentum + g * (1.0 - dampening)
+                g = g + buf * momentum if nesterov else buf
+            param.subtract_(g * lr)
+        return buf
 
     # -- operations ----------------------------------------------------------------------------
     def relu(self, x):

@@ -192,7 +192,7 @@ from d2lparams import nn, init
 d2p.set_backend(sys.argv[1] if len(sys.argv) > 1 else {backend!r})
 net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
 d2p.seed(0)
-init.normal_(net[0].weight, std=0.01); init.xavier_uniform_(net[2].weight)
+init.normal_(net[0].weight, std=0.01); init.zeros_(net[0].bias); init.xavier_uniform_(net[2].weight)
 init.reset_(net[2], "torch")
 json.dump({{k: v.tolist() for k, v in net.state_dict().items()}}, open({path!r}, "w"))
 """
