@@ -3,7 +3,7 @@ TensorFlow/Keras 3, MXNet Gluon and PaddlePaddle alike.
 
 ``import d2lparams`` imports no framework; using a backend imports that framework only.
 
-Example:
+Examples:
     >>> import d2lparams as d2p
     >>> from d2lparams import nn
     >>> d2p.seed(0)

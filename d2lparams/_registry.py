@@ -95,7 +95,7 @@ def canonical_name(name: str) -> str:
 def list_backends() -> list[str]:
     """Sorted names of every registered backend (built-in and entry-point plugins).
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> d2p.list_backends()
         ['mxnet', 'paddle', 'tensorflow', 'torch']
@@ -118,7 +118,7 @@ def _installed(cls) -> bool:
 def available_backends() -> list[str]:
     """The registered backends whose framework is installed, found without importing it.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p, sys
         >>> names = d2p.available_backends()
         >>> "torch" in sys.modules or "torch" not in names or True
@@ -152,7 +152,7 @@ def _choice() -> str:
 def get_backend() -> str:
     """The name of the backend new objects are built on (see the precedence in SPEC §1).
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> with d2p.use_backend("torch"):
         ...     d2p.get_backend()
@@ -167,7 +167,7 @@ def set_backend(name: str) -> str:
     The framework is imported now, so that a missing one fails here. Existing modules keep
     the backend they were built on.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> d2p.set_backend("pytorch")
         'torch'
@@ -183,7 +183,7 @@ def set_backend(name: str) -> str:
 def use_backend(name: str):
     """Use ``name`` inside the block only (per thread and task); restores the previous choice.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> with d2p.use_backend("torch"):
         ...     net = d2p.nn.Linear(2, 3)
@@ -251,7 +251,7 @@ def preload(*names: str) -> list[str]:
     Importing ``paddle`` after ``tensorflow`` segfaults; ``preload("tensorflow", "paddle")``
     imports paddle first. Returns the names in the order they were loaded.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> d2p.preload("torch")
         ['torch']
@@ -289,7 +289,7 @@ def backend_of_type(obj) -> str | None:
 def backend_of(obj) -> str:
     """The backend of a native tensor or model, a ``Parameter`` or a neutral module.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> d2p.backend_of(d2p.ones(1, backend="torch"))
         'torch'

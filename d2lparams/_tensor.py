@@ -17,7 +17,7 @@ def generator() -> np.random.Generator:
 def seed(n: int) -> None:
     """Seed the portable generator and the RNG of every framework already loaded.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> d2p.seed(0); a = d2p.to_numpy(d2p.rand(2, backend="torch"))
         >>> d2p.seed(0); b = d2p.to_numpy(d2p.rand(2, backend="torch"))
@@ -48,7 +48,7 @@ def _make(array: np.ndarray, backend):
 def rand(*shape, backend: str | None = None):
     """Uniform ``[0, 1)`` float32 tensor from the portable generator.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> tuple(d2p.rand(2, 3, backend="torch").shape)
         (2, 3)
@@ -76,7 +76,7 @@ def tensor(data, backend: str | None = None):
 
     ``data`` is anything array-like, including a native tensor of any backend.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> d2p.to_numpy(d2p.tensor([[1, 2]], backend="torch")).tolist()
         [[1.0, 2.0]]
@@ -105,7 +105,7 @@ def as_array(data) -> np.ndarray:
 def to_numpy(x) -> np.ndarray:
     """A NumPy copy of a native tensor of any backend, a ``Parameter`` or a buffer.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> d2p.to_numpy(d2p.ones(2, backend="torch")).tolist()
         [1.0, 1.0]

@@ -14,7 +14,7 @@ def backward(fn, *, backend: str | None = None) -> float:
     Returns the loss as a Python float. While ``fn`` runs, writing a parameter raises
     ``RuntimeError``.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import nn, ops
         >>> net = nn.Linear(3, 1, backend="torch")
@@ -56,7 +56,7 @@ def _owner(loss, adapters):
 def no_grad():
     """Nothing inside the block is recorded for differentiation (every loaded backend).
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> with d2p.no_grad():
         ...     y = d2p.nn.Linear(2, 1, backend="torch")(d2p.ones(1, 2, backend="torch"))

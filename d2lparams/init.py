@@ -5,7 +5,7 @@ the result into the parameter in place, so ``d2p.seed(0); init.normal_(p, std=0.
 the same float32 values on torch, tensorflow, mxnet and paddle. With ``native=True`` the
 framework's own initializer draws instead (same distribution, the framework's RNG).
 
-Example:
+Examples:
     >>> import d2lparams as d2p
     >>> from d2lparams import nn, init
     >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1), backend="torch")
@@ -63,7 +63,7 @@ def _fans(p: Parameter, fn: str) -> tuple[int, int]:
 def calculate_gain(nonlinearity: str, param=None) -> float:
     """PyTorch's recommended gain for ``nonlinearity``.
 
-    Example:
+    Examples:
         >>> from d2lparams import init
         >>> round(init.calculate_gain("relu"), 4)
         1.4142
@@ -193,7 +193,7 @@ class Initializer:
     ``shape`` is the canonical shape and ``rng`` the portable NumPy generator; return an
     array of that shape.
 
-    Example:
+    Examples:
         >>> import numpy as np, d2lparams as d2p
         >>> from d2lparams import init
         >>> class MyInit(init.Initializer):
@@ -284,7 +284,7 @@ SCHEMES = {
 def default_scheme(backend: str | None = None) -> Scheme:
     """The default initialization of ``backend``'s Linear layer (current backend if omitted).
 
-    Example:
+    Examples:
         >>> from d2lparams import init
         >>> print(init.default_scheme("mxnet"))
         mxnet: weight U(±0.07), bias zeros
@@ -304,7 +304,7 @@ def reset_(module, scheme: str | Scheme | None = None):
     Raises:
         ValueError: ``module`` holds no Linear layer (nothing would change).
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import init
         >>> net = d2p.nn.mlp(4, 8, 1, backend="torch")

@@ -14,7 +14,7 @@ from .nn.parameter import Parameter
 def tied_parameters(net: Module) -> list[list[str]]:
     """Groups of state names that share one storage (only groups of two or more).
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import nn
         >>> shared = nn.Linear(8, 8, backend="torch")
@@ -34,7 +34,7 @@ def tied_parameters(net: Module) -> list[list[str]]:
 def native_names(net: Module) -> "OrderedDict[str, str]":
     """``{canonical name: the framework's own name}`` for every parameter and buffer.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> net = d2p.nn.Sequential(d2p.nn.Linear(4, 8), backend="torch")
         >>> dict(d2p.native_names(net))
@@ -60,7 +60,7 @@ def summary(net: Module, input_shape) -> str:
     """A table of every module (name, type, output shape, parameters, tied with), with
     totals; the same text on every backend.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> net = d2p.nn.mlp(4, 8, 1, backend="torch")
         >>> print(d2p.summary(net, (2, 4)).splitlines()[-2])
@@ -127,7 +127,7 @@ def wrap(native_model) -> Module:
     the four frameworks; the backend is found from its type. The view shares the native
     parameters: writes through either side are seen by both.
 
-    Example:
+    Examples:
         >>> import torch, d2lparams as d2p
         >>> native = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
         >>> net = d2p.wrap(native)

@@ -38,7 +38,7 @@ def _path(path) -> str:
 def save(module_or_state_dict, path) -> str:
     """Write a module's (or a state dict's) tensors to ``path`` atomically; returns the path.
 
-    Example:
+    Examples:
         >>> import os, tempfile, d2lparams as d2p
         >>> net = d2p.nn.mlp(4, 8, 1, backend="torch")
         >>> path = d2p.save(net, os.path.join(tempfile.mkdtemp(), "mlp.safetensors"))

@@ -3,7 +3,7 @@
 Each takes native tensors (or ``Parameter``s) of one backend and returns a native tensor of
 that backend; the backend is found from the argument's type.
 
-Example:
+Examples:
     >>> import d2lparams as d2p
     >>> from d2lparams import ops
     >>> x = d2p.tensor([[-1.0, 2.0]], backend="torch")

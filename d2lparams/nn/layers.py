@@ -26,7 +26,7 @@ class Linear(Module):
     Construction uses the framework's own default initialisation; ``weight_init`` /
     ``bias_init`` (an ``init.Initializer`` or a function ``f(parameter)``) replace it.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> lin = d2p.nn.Linear(4, 8, backend="torch")
         >>> lin.weight.shape, lin.weight.native_shape
@@ -124,7 +124,7 @@ def LazyLinear(out_features, bias: bool = True, weight_init=None, bias_init=None
                backend: str | None = None) -> Linear:
     """A :class:`Linear` whose ``in_features`` is learnt at the first call.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> lin = d2p.nn.LazyLinear(8, backend="torch")
         >>> type(lin) is d2p.nn.Linear
@@ -193,7 +193,7 @@ class Dropout(Module):
     """Zeroes each entry with probability ``p`` in training mode (the rest scaled by
     ``1/(1-p)``); the identity in inference mode (``eval()``). Draws from the framework's RNG.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> drop = d2p.nn.Dropout(0.5, backend="torch").eval()
         >>> d2p.to_numpy(drop(d2p.ones(3, backend="torch"))).tolist()
@@ -220,7 +220,7 @@ class BatchNorm1d(Module):
     forward pass in training mode (``running = (1-momentum)·running + momentum·batch``,
     unbiased variance) and used in inference mode.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> bn = d2p.nn.BatchNorm1d(3, backend="torch")
         >>> [n for n, _ in bn.named_buffers()]
@@ -275,7 +275,7 @@ class BatchNorm1d(Module):
 class Sequential(Module):
     """Applies its children in order; the same module may appear twice (tied).
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import nn
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1), backend="torch")
@@ -343,7 +343,7 @@ class Sequential(Module):
 class ModuleList(Module):
     """A list of modules, registered as children ``"0"``, ``"1"``, ...; it has no forward.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> layers = d2p.nn.ModuleList([d2p.nn.Linear(2, 2, backend="torch")])
         >>> len(layers)
@@ -388,7 +388,7 @@ def mlp(in_features, hidden, out_features, activation: str = "relu", *,
     """``Sequential(Linear, act, ..., Linear)``; ``hidden`` is an int or a list of widths;
     ``in_features=None`` makes the first layer lazy.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> net = d2p.nn.mlp(4, [8], 1, backend="torch")
         >>> [type(m).__name__ for m in net]

@@ -29,7 +29,7 @@ class Module:
     same parameters. ``forward`` receives and returns native tensors; inside it, a parameter
     attribute is the native tensor itself (canonical layout).
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import nn, ops
         >>> class MLP(nn.Module):
@@ -288,7 +288,7 @@ class Module:
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """``(dotted structural name, Parameter)``; a tied parameter is listed once.
 
-        Example:
+        Examples:
             >>> import d2lparams as d2p
             >>> net = d2p.nn.Sequential(d2p.nn.Linear(4, 8), d2p.nn.ReLU(), d2p.nn.Linear(8, 1),
             ...                         backend="torch")
@@ -347,7 +347,7 @@ class Module:
         """Build every lazy layer by one call on zeros of ``input_shape`` (batch included),
         in inference mode and without recording; returns ``self``.
 
-        Example:
+        Examples:
             >>> import d2lparams as d2p
             >>> net = d2p.nn.Sequential(d2p.nn.LazyLinear(8), backend="torch")
             >>> net.materialize((1, 20))[0].weight.shape

@@ -29,7 +29,7 @@ class Parameter:
     Inside a module's ``forward`` the attribute gives the native tensor itself, so the usual
     operators and the framework's functions apply; outside, it is this object.
 
-    Example:
+    Examples:
         >>> import numpy as np, d2lparams as d2p
         >>> p = d2p.nn.Parameter(np.ones((2, 3)), backend="torch")
         >>> p.shape, p.dtype

@@ -5,7 +5,7 @@ natively treat a group's rate as a multiplier; keras has no groups). The update 
 PyTorch's ``v = μ·v + g``, ``p -= lr·v`` (``g`` includes ``weight_decay·p``), done by each
 framework's own tensor operations in place.
 
-Example:
+Examples:
     >>> import numpy as np, d2lparams as d2p
     >>> from d2lparams import nn, ops, optim
     >>> net = nn.Linear(2, 1, weight_init=1.0, bias_init=0.0, backend="torch")
@@ -145,7 +145,7 @@ class SGD(Optimizer):
     ``params`` is an iterable of Parameters or a list of group dicts; a group's ``lr`` is
     absolute. Frozen parameters and parameters without a gradient are skipped.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import nn, optim
         >>> net = nn.mlp(4, 8, 1, backend="torch")

@@ -13,7 +13,7 @@ class MultiStepLR:
 
     Call ``step()`` once per epoch, after the optimizer's step.
 
-    Example:
+    Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import nn, optim
         >>> opt = optim.SGD(nn.Linear(2, 1, backend="torch").parameters(), lr=0.1)
