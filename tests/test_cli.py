@@ -104,7 +104,7 @@ def test_plugin_runs_a_user_test_on_every_backend(tmp_path):
     names = d2p.available_backends()
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert f"{len(names) + 1} passed" in proc.stdout
-    one = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    one = subprocess.run([sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider",
                           "--backends", names[0], "-v", str(tmp_path)], capture_output=True,
                          text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=900)
     assert f"test_linear_matches_numpy[{names[0]}] PASSED" in one.stdout
