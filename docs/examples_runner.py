@@ -37,9 +37,12 @@ def run_example(name: str) -> str:
 
 
 def _one_backend(backend: str) -> dict:
+    import tempfile
+
     import d2lparams as d2p
 
     d2p.set_backend(backend)
+    os.chdir(tempfile.mkdtemp())
     return {name: run_example(name) for name in example_names()}
 
 
