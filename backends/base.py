@@ -221,6 +221,16 @@ class Backend(abc.ABC):
         """A native container that holds children but has no forward of its own."""
         ...
 
+    def native_class_for(self, module, base: type) -> type:
+        """A subclass of the native ``base`` named like ``module``'s neutral class, made once
+        per class (so native reprs and framework-made names read ``MLP``, ``mlp0_``)."""
+        cache = self.__dict__.setdefault("_native_classes", {})
+        key = (type(module), base)
+        if key not in cache:
+            cls = type(module)
+            cache[key] = type(cls.__name__, (base,), {"__module__": cls.__module__})
+        return cache[key]
+
     @abc.abstractmethod
     def custom(self, module):
         """A native module whose forward calls ``module._native_forward(*args)``.

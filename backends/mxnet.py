@@ -97,7 +97,6 @@ class MXNetBackend(Backend):
         self.NDArray = nd.NDArray
         self.Parameter = gluon.Parameter
         self._ctx = mx.cpu()
-        self._custom_classes: dict = {}
         self._names = itertools.count()
         #: every parameter the adapter created or handed out: scanned after each backward
         self._seen: "weakref.WeakSet" = weakref.WeakSet()
@@ -488,12 +487,7 @@ class MXNetBackend(Backend):
         return self._ModuleList()
 
     def custom(self, module):
-        cls = type(module)
-        klass = self._custom_classes.get(cls)
-        if klass is None:
-            # the class name gives Gluon's prefix: MyModule -> mymodule0_
-            klass = type(cls.__name__, (self._Custom,), {"__module__": cls.__module__})
-            self._custom_classes[cls] = klass
+        klass = self.native_class_for(module, self._Custom)
         return klass(module)
 
     def _set_attribute(self, native, name, value) -> None:

@@ -74,7 +74,6 @@ class PaddleBackend(Backend):
         self.nn = paddle.nn
         self.F = paddle.nn.functional
         self.I = paddle.nn.initializer
-        self._custom_classes: dict = {}
         F = self.F
 
         class Custom(paddle.nn.Layer):
@@ -311,11 +310,7 @@ class PaddleBackend(Backend):
         return self.nn.LayerList()
 
     def custom(self, module):
-        cls = type(module)
-        klass = self._custom_classes.get(cls)
-        if klass is None:
-            klass = type(cls.__name__, (self._Custom,), {"__module__": cls.__module__})
-            self._custom_classes[cls] = klass
+        klass = self.native_class_for(module, self._Custom)
         return klass(module)
 
     def register_child(self, native, name, child) -> None:

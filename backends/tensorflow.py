@@ -105,7 +105,6 @@ class TensorFlowBackend(Backend):
         self.tf = tf
         self.keras = keras
         self.ops = keras.ops
-        self._custom_classes: dict = {}
         # id(tf.Variable) -> its keras.Variable, for every variable this adapter has seen;
         # backward uses it to skip frozen ones.
         self._keras_of: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -416,11 +415,7 @@ class TensorFlowBackend(Backend):
         return self._ModuleList()
 
     def custom(self, module):
-        cls = type(module)
-        klass = self._custom_classes.get(cls)
-        if klass is None:
-            klass = type(cls.__name__, (self._Custom,), {"__module__": cls.__module__})
-            self._custom_classes[cls] = klass
+        klass = self.native_class_for(module, self._Custom)
         layer = klass()
         # Not an attribute Keras sees: the neutral module is no native child.
         layer.__dict__["_d2p_module"] = module

@@ -35,7 +35,6 @@ class TorchBackend(Backend):
 
         self.torch = torch
         self.nn = torch.nn
-        self._custom_classes: dict = {}
 
         class Custom(torch.nn.Module):
             """A native module whose forward is the neutral module's forward."""
@@ -178,11 +177,7 @@ class TorchBackend(Backend):
         return self.nn.ModuleList()
 
     def custom(self, module):
-        cls = type(module)
-        klass = self._custom_classes.get(cls)
-        if klass is None:
-            klass = type(cls.__name__, (self._Custom,), {"__module__": cls.__module__})
-            self._custom_classes[cls] = klass
+        klass = self.native_class_for(module, self._Custom)
         return klass(module)
 
     def register_child(self, native, name, child) -> None:
