@@ -99,7 +99,7 @@ class MXNetBackend(Backend):
         self._ctx = mx.cpu()
         self._names = itertools.count()
         #: every parameter the adapter created or handed out: scanned after each backward
-        self._seen: "weakref.WeakSet" = weakref.WeakSet()
+        self._seen: weakref.WeakSet = weakref.WeakSet()
 
         class Custom(gluon.Block):
             """A native block whose forward is the neutral module's forward."""
@@ -604,7 +604,6 @@ class MXNetBackend(Backend):
         return self.autograd.pause()
 
     def sgd_update(self, param, buf, lr, momentum, weight_decay, dampening, nesterov):
-        nd = self.nd
         with self.autograd.pause():
             grads = param.list_grad()
             g = grads[0].copy()

@@ -73,7 +73,7 @@ class PaddleBackend(Backend):
         self.paddle = paddle
         self.nn = paddle.nn
         self.F = paddle.nn.functional
-        self.I = paddle.nn.initializer
+        self.initializers = paddle.nn.initializer
         F = self.F
 
         class Custom(paddle.nn.Layer):
@@ -175,7 +175,7 @@ class PaddleBackend(Backend):
         param = self.paddle.create_parameter(
             shape=list(array.shape),
             dtype="float32",
-            default_initializer=self.I.Assign(array),
+            default_initializer=self.initializers.Assign(array),
         )
         param.stop_gradient = not requires_grad
         return param
@@ -227,18 +227,18 @@ class PaddleBackend(Backend):
 
     def init_native(self, param, kind, transposed, **spec) -> None:
         # ``transposed`` is always False here: paddle stores the canonical (in, out) layout.
-        I = self.I
+        inits = self.initializers
         if kind == "uniform":
-            initializer = I.Uniform(low=spec["low"], high=spec["high"])
+            initializer = inits.Uniform(low=spec["low"], high=spec["high"])
         elif kind == "normal":
-            initializer = I.Normal(mean=spec["mean"], std=spec["std"])
+            initializer = inits.Normal(mean=spec["mean"], std=spec["std"])
         elif kind == "constant":
-            initializer = I.Constant(value=spec["value"])
+            initializer = inits.Constant(value=spec["value"])
         elif kind == "xavier_uniform":
-            initializer = I.XavierUniform(fan_in=spec["fan_in"], fan_out=spec["fan_out"],
+            initializer = inits.XavierUniform(fan_in=spec["fan_in"], fan_out=spec["fan_out"],
                                           gain=spec["gain"])
         elif kind == "xavier_normal":
-            initializer = I.XavierNormal(fan_in=spec["fan_in"], fan_out=spec["fan_out"],
+            initializer = inits.XavierNormal(fan_in=spec["fan_in"], fan_out=spec["fan_out"],
                                          gain=spec["gain"])
         elif kind in ("kaiming_uniform", "kaiming_normal"):
             initializer = self._kaiming(kind, spec)
@@ -251,20 +251,20 @@ class PaddleBackend(Backend):
         # paddle's Kaiming takes the fan of the chosen mode as ``fan_in`` (mode "fan_in") and
         # computes the gain from (nonlinearity, negative_slope) with torch's table; when that
         # gain is not d2lparams' one, draw the same distribution with Uniform/Normal.
-        I = self.I
+        inits = self.initializers
         fan, gain = float(spec["fan"]), float(spec["gain"])
         slope = 0.01 if spec.get("a") is None else float(spec["a"])  # torch: None -> 0.01
         try:
-            native_gain = I.calculate_gain(spec["nonlinearity"], slope)
+            native_gain = inits.calculate_gain(spec["nonlinearity"], slope)
         except (ValueError, AssertionError):
             native_gain = None
         if native_gain is not None and math.isclose(native_gain, gain, rel_tol=1e-12):
-            cls = I.KaimingUniform if kind == "kaiming_uniform" else I.KaimingNormal
+            cls = inits.KaimingUniform if kind == "kaiming_uniform" else inits.KaimingNormal
             return cls(fan_in=fan, negative_slope=slope, nonlinearity=spec["nonlinearity"])
         if kind == "kaiming_uniform":
             bound = gain * math.sqrt(3.0 / fan)
-            return I.Uniform(low=-bound, high=bound)
-        return I.Normal(mean=0.0, std=gain / math.sqrt(fan))
+            return inits.Uniform(low=-bound, high=bound)
+        return inits.Normal(mean=0.0, std=gain / math.sqrt(fan))
 
     # -- modules -------------------------------------------------------------------------------
     def linear(self, in_features, out_features, bias):

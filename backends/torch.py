@@ -13,7 +13,6 @@ Quirks absorbed here:
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .base import Backend

@@ -12,7 +12,7 @@ Examples:
     ['0.weight', '0.bias', '2.weight', '2.bias']
 """
 
-from . import nn, ops
+from . import init, nn, ops, optim  # noqa: E402  (they need nn)
 from ._errors import (
     BackendConflict,
     BackendNotAvailable,
@@ -32,7 +32,6 @@ from ._registry import (
 from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
 from .autograd import backward, no_grad
 from .introspect import native_names, summary, tied_parameters, wrap
-from . import init, optim  # noqa: E402  (they need nn)
 from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _registry
 
-_state = {"rng": np.random.default_rng(), "seed": None}
+_state: dict = {"rng": np.random.default_rng(), "seed": None}
 
 
 def generator() -> np.random.Generator:

@@ -22,7 +22,7 @@ def tied_parameters(net: Module) -> list[list[str]]:
         >>> d2p.tied_parameters(net)
         [['2.weight', '4.weight'], ['2.bias', '4.bias']]
     """
-    groups: "OrderedDict[int, list[str]]" = OrderedDict()
+    groups: OrderedDict[int, list[str]] = OrderedDict()
     keep = []
     for name, (member, is_param) in net._state_targets().items():
         native = member.native if is_param else member
@@ -31,7 +31,7 @@ def tied_parameters(net: Module) -> list[list[str]]:
     return [names for names in groups.values() if len(names) > 1]
 
 
-def native_names(net: Module) -> "OrderedDict[str, str]":
+def native_names(net: Module) -> OrderedDict[str, str]:
     """``{canonical name: the framework's own name}`` for every parameter and buffer.
 
     Examples:
@@ -93,7 +93,7 @@ def summary(net: Module, input_shape) -> str:
             continue
         own = module._local_parameters()
         count = 0
-        for pname, p in own.items():
+        for p in own.values():
             if id(p.native) not in seen:
                 seen[id(p.native)] = p
                 count += p.numel()
@@ -170,6 +170,7 @@ def _wrap(ad, native, memo: dict) -> Module:
         return memo[id(native)]
     info = ad.inspect(native)
     kind, options = info["kind"], info.get("options", {})
+    module: Module
     if kind == "linear":
         module = layers.Linear.__new__(layers.Linear)
         Module.__init__(module, backend=ad.name)

@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from collections import OrderedDict
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +28,8 @@ FORMAT_VERSION = "1"
 LAYOUT = "canonical"
 
 __all__ = ["load", "save"]
+
+M = TypeVar("M", bound=Module)
 
 
 def _path(path) -> str:
@@ -87,7 +90,7 @@ def save(module_or_state_dict, path) -> str:
     return path
 
 
-def read(path) -> "tuple[OrderedDict[str, np.ndarray], dict]":
+def read(path) -> tuple[OrderedDict[str, np.ndarray], dict]:
     """The full state (tied names expanded) and the metadata of a checkpoint file.
 
     Raises:
@@ -137,7 +140,7 @@ def read(path) -> "tuple[OrderedDict[str, np.ndarray], dict]":
     return state, meta
 
 
-def load(module: Module, path, strict: bool = True) -> Module:
+def load(module: M, path, strict: bool = True) -> M:
     """Load a checkpoint written by :func:`save` into ``module`` (any backend); the same
     atomic checks as ``load_state_dict``. Returns the module.
 

@@ -132,7 +132,7 @@ def custom_init():
     return _dev(p.numpy(), expected), {}
 
 
-def _tied_net():
+def _tied_net() -> nn.Sequential:
     shared = nn.Linear(8, 8)
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
 

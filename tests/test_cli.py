@@ -1,7 +1,6 @@
 """Issue 6: the main job (`d2lparams compare`), `doctor`, the report, and the pytest plugin."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys

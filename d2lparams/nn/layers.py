@@ -67,8 +67,9 @@ class Linear(Module):
         weight_init, bias_init = pending
         if weight_init is not None:
             _apply_init(self.weight, weight_init)
-        if bias_init is not None and self.use_bias:
-            _apply_init(self.bias, bias_init)
+        bias = self.bias
+        if bias_init is not None and bias is not None:
+            _apply_init(bias, bias_init)
 
     def _natives(self):
         weight, bias = self._adapter.linear_parameters(self.native)
@@ -229,7 +230,7 @@ class BatchNorm1d(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
                  backend: str | None = None) -> None:
-        num_features = _positive_int(num_features, "BatchNorm1d num_features")
+        num_features = int(_positive_int(num_features, "BatchNorm1d num_features") or 0)
         if not isinstance(eps, (int, float)) or eps <= 0:
             raise ValueError(f"BatchNorm1d eps must be > 0, got {eps!r}")
         if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
@@ -294,7 +295,7 @@ class Sequential(Module):
     def _register_child(self, name, module):
         self._adapter.sequential_append(self.native, name, module.native)
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end under the name ``str(len(self))``."""
         self.add_module(str(len(self._modules)), module)
         return self
@@ -359,11 +360,11 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
 
-    def append(self, module: Module) -> "ModuleList":
+    def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self._modules)), module)
         return self
 
-    def extend(self, modules) -> "ModuleList":
+    def extend(self, modules) -> ModuleList:
         for module in modules:
             self.append(module)
         return self

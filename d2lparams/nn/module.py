@@ -137,7 +137,7 @@ class Module:
                 "backend, or port values with load_state_dict(other.state_dict())"
             )
 
-    def add_module(self, name: str, module: "Module") -> None:
+    def add_module(self, name: str, module: Module) -> None:
         """Register ``module`` as child ``name`` (any string without a dot)."""
         self._check_init()
         self._check_name(name, "module")
@@ -149,11 +149,11 @@ class Module:
         self._register_child(name, module)
         self._modules[name] = module
 
-    def register_module(self, name: str, module: "Module") -> None:
+    def register_module(self, name: str, module: Module) -> None:
         """Alias of :meth:`add_module`."""
         self.add_module(name, module)
 
-    def _register_child(self, name: str, module: "Module") -> None:
+    def _register_child(self, name: str, module: Module) -> None:
         self._adapter.register_child(self.native, name, module.native)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
@@ -192,10 +192,10 @@ class Module:
         self._buffers[name] = buf
 
     # -- local members (built-in layers derive them from the native module) ------------------
-    def _local_parameters(self) -> "OrderedDict[str, Parameter]":
+    def _local_parameters(self) -> OrderedDict[str, Parameter]:
         return self._parameters
 
-    def _local_buffers(self) -> "OrderedDict[str, object]":
+    def _local_buffers(self) -> OrderedDict[str, object]:
         return self._buffers
 
     # -- calling -----------------------------------------------------------------------------
@@ -369,7 +369,7 @@ class Module:
         return self
 
     # -- state -------------------------------------------------------------------------------
-    def _state_targets(self, prefix: str = "") -> "OrderedDict[str, tuple]":
+    def _state_targets(self, prefix: str = "") -> OrderedDict[str, tuple]:
         """Every state name (tied ones under each name) -> (member, is_parameter)."""
         out = OrderedDict()
         for mod_prefix, module in self.named_modules(prefix=prefix, remove_duplicate=False):
@@ -383,7 +383,7 @@ class Module:
     def _target_shape(self, member, is_param) -> tuple:
         return member.shape if is_param else tuple(self._adapter.param_shape(member))
 
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Copies of every parameter and buffer under every name, canonical layout."""
         out = OrderedDict()
         for name, (member, is_param) in self._state_targets().items():
@@ -406,7 +406,8 @@ class Module:
         targets = self._state_targets()
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
-        mismatched, arrays = {}, {}
+        mismatched: dict = {}
+        arrays: dict = {}
         for key, (member, is_param) in targets.items():
             if key not in state:
                 continue

@@ -12,7 +12,7 @@ from .._tensor import as_array
 
 # One Parameter per native parameter while anybody holds it: (backend, id(native)) -> Parameter.
 # The Parameter holds its native strongly, so an id cannot be reused while the entry lives.
-_views: "weakref.WeakValueDictionary[tuple, Parameter]" = weakref.WeakValueDictionary()
+_views: weakref.WeakValueDictionary[tuple, Parameter] = weakref.WeakValueDictionary()
 
 
 def _canonical(shape: tuple, transposed: bool) -> tuple:
@@ -54,7 +54,7 @@ class Parameter:
         self._transposed = transposed
 
     @classmethod
-    def _view(cls, ad, native, transposed: bool = False) -> "Parameter":
+    def _view(cls, ad, native, transposed: bool = False) -> Parameter:
         """The one Parameter for ``native`` (created on first request)."""
         key = (ad.name, id(native))
         view = _views.get(key)
@@ -125,7 +125,7 @@ class Parameter:
             raise TypeError(f"requires_grad takes True or False, got {flag!r}")
         self._adapter.param_set_requires_grad(self._native, bool(flag))
 
-    def requires_grad_(self, flag: bool = True) -> "Parameter":
+    def requires_grad_(self, flag: bool = True) -> Parameter:
         """Set ``requires_grad`` and return the parameter (PyTorch's spelling)."""
         self.requires_grad = flag
         return self
@@ -148,7 +148,7 @@ class Parameter:
             ) from exc
         return array
 
-    def set(self, value) -> "Parameter":
+    def set(self, value) -> Parameter:
         """Replace the whole value (canonical layout); tied places see it.
 
         Raises:

@@ -1,4 +1,5 @@
 import numpy as np
+
 import d2lparams as d2p
 from d2lparams import nn
 

@@ -1,6 +1,7 @@
 import numpy as np
+
 import d2lparams as d2p
-from d2lparams import nn, init
+from d2lparams import init, nn
 
 net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
 

@@ -1,6 +1,5 @@
-import numpy as np
 import d2lparams as d2p
-from d2lparams import nn, init
+from d2lparams import init, nn
 
 d2p.seed(0)
 lin = nn.Linear(1000, 1000)             # the framework's own default initialization

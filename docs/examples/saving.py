@@ -2,6 +2,7 @@ import os
 import tempfile
 
 import numpy as np
+
 import d2lparams as d2p
 from d2lparams import nn
 
