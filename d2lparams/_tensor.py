@@ -94,12 +94,17 @@ def as_array(data) -> np.ndarray:
     if name is not None:
         return _registry.adapter(name).to_numpy(data)
     try:
-        return np.asarray(data)
+        array = np.asarray(data)
     except Exception as exc:
+        array, cause = None, exc
+    else:
+        cause = None
+    if array is None or array.dtype == object:
         raise TypeError(
-            f"expected an array-like (NumPy array, list, or a native tensor), got "
-            f"{type(data).__name__}"
-        ) from exc
+            f"expected an array-like of numbers (NumPy array, list, or a native tensor), got "
+            f"{type(data).__name__}; convert it first, or make a tensor with d2p.tensor(values)"
+        ) from cause
+    return array
 
 
 def to_numpy(x) -> np.ndarray:

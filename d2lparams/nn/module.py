@@ -224,7 +224,34 @@ class Module:
         args = tuple(a if self._adapter.is_tensor(a) else self._as_input(a) for a in args)
         if _state.tracer.get() is not None:
             return self._traced_call(args)
-        return self._adapter.call(self.native, args, self.training)
+        try:
+            return self._adapter.call(self.native, args, self.training)
+        except Exception as exc:
+            self._diagnose_input(args, exc)
+            raise
+
+    def _diagnose_input(self, args, exc) -> None:
+        """Turn a framework's shape error at the first layer into one that says the fix."""
+        from .layers import Linear, Sequential
+
+        if len(args) != 1:
+            return
+        first: Module | None = self
+        while isinstance(first, Sequential) and len(first):
+            first = first[0]  # the layer the input reaches first
+        if not isinstance(first, Linear):
+            return
+        shape = tuple(int(s) for s in getattr(args[0], "shape", ()))
+        if first is None or first.in_features is None or not shape:
+            return
+        if shape[-1] != first.in_features:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs whose last axis has {first.in_features} "
+                f"features (its first Linear is Linear(in_features={first.in_features}, "
+                f"out_features={first.out_features})), got an input of shape {shape}; pass "
+                f"X of shape (batch, {first.in_features}), or build the first layer as "
+                f"nn.LazyLinear({first.out_features}) to take any input size"
+            ) from exc
 
     def _traced_call(self, args):
         from ..introspect import record_output

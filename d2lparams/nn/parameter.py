@@ -44,7 +44,7 @@ class Parameter:
 
     def __init__(self, value, requires_grad: bool = True, *, backend: str | None = None):
         ad = _registry.adapter(backend)
-        array = np.array(as_array(value), dtype=np.float32, copy=True)
+        array = np.array(self._checked(value, "nn.Parameter"), dtype=np.float32, copy=True)
         self._attach(ad, ad.create_parameter(array, bool(requires_grad)), False)
         _views[(ad.name, id(self._native))] = self
 
@@ -142,10 +142,16 @@ class Parameter:
     def _checked(self, value, what: str) -> np.ndarray:
         try:
             array = np.asarray(as_array(value), dtype=np.float32)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # text, objects, ragged lists
             raise TypeError(
                 f"{what}: expected a numeric array-like, got {type(value).__name__}"
             ) from exc
+        if not np.isfinite(array).all():
+            raise ValueError(
+                f"{what}: the value holds NaN or inf ({int((~np.isfinite(array)).sum())} of "
+                f"{array.size} entries); pass finite numbers (np.nan_to_num(value) replaces them)"
+                "; the parameter is unchanged"
+            )
         return array
 
     def set(self, value) -> Parameter:
