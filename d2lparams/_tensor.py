@@ -93,12 +93,12 @@ def as_array(data) -> np.ndarray:
     name = _registry.backend_of_type(data)
     if name is not None:
         return _registry.adapter(name).to_numpy(data)
+    array: np.ndarray | None = None
+    cause: Exception | None = None
     try:
         array = np.asarray(data)
     except Exception as exc:
-        array, cause = None, exc
-    else:
-        cause = None
+        cause = exc
     if array is None or array.dtype == object:
         raise TypeError(
             f"expected an array-like of numbers (NumPy array, list, or a native tensor), got "
