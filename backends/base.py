@@ -107,7 +107,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def param_set(self, param, array: np.ndarray) -> None:
-        """Write ``array`` (native layout, float32) into the parameter in place (or a buffer).
+        """Write ``array`` (native layout, float32, any strides: it may be a transposed view)
+        into the parameter in place (or a buffer).
 
         The parameter object (and every place that shares it) keeps its identity.
         """

@@ -1,7 +1,9 @@
 """d2lparams: write a network once; build, inspect, initialize, tie and train it on PyTorch,
 TensorFlow/Keras 3, MXNet Gluon and PaddlePaddle alike.
 
-``import d2lparams`` imports no framework; using a backend imports that framework only.
+``import d2lparams`` imports no framework, and not even NumPy: the public names are loaded
+on first use (PEP 562), so the import costs a few milliseconds. Using a backend imports that
+framework only.
 
 Examples:
     >>> import d2lparams as d2p
@@ -12,7 +14,11 @@ Examples:
     ['0.weight', '0.bias', '2.weight', '2.bias']
 """
 
-from . import init, nn, ops, optim  # noqa: E402  (they need nn)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from ._errors import (
     BackendConflict,
     BackendNotAvailable,
@@ -29,17 +35,45 @@ from ._registry import (
     set_backend,
     use_backend,
 )
-from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
-from .autograd import backward, no_grad
-from .introspect import native_names, summary, tied_parameters, wrap
-from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it (imported on first access)
+_LAZY = {
+    "nn": ".nn", "ops": ".ops", "init": ".init", "optim": ".optim",
+    "seed": "._tensor", "rand": "._tensor", "randn": "._tensor", "zeros": "._tensor",
+    "ones": "._tensor", "tensor": "._tensor", "to_numpy": "._tensor",
+    "backward": ".autograd", "no_grad": ".autograd",
+    "summary": ".introspect", "tied_parameters": ".introspect", "native_names": ".introspect",
+    "wrap": ".introspect", "save": ".io", "load": ".io",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from . import init, nn, ops, optim
+    from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
+    from .autograd import backward, no_grad
+    from .introspect import native_names, summary, tied_parameters, wrap
+    from .io import load, save
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'd2lparams' has no attribute {name!r}")
+    loaded = importlib.import_module(module, __name__)
+    value = loaded if module == f".{name}" else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BackendConflict", "BackendNotAvailable", "D2LParamsError", "DeferredInitializationError",
     "StateDictError", "available_backends", "backend_of", "backward", "get_backend", "init",
-    "list_backends", "load", "nn", "no_grad", "optim", "ones", "ops", "preload", "rand", "randn", "save", "seed",
-    "set_backend", "summary", "tensor", "tied_parameters", "native_names", "to_numpy",
-    "use_backend", "wrap", "zeros",
+    "list_backends", "load", "native_names", "nn", "no_grad", "ones", "ops", "optim", "preload",
+    "rand", "randn", "save", "seed", "set_backend", "summary", "tensor", "tied_parameters",
+    "to_numpy", "use_backend", "wrap", "zeros",
 ]

@@ -16,7 +16,6 @@ import importlib.util
 import os
 import sys
 import threading
-from importlib import metadata
 
 from ._errors import BackendConflict, BackendNotAvailable
 
@@ -41,6 +40,8 @@ _global_choice: str | None = None
 
 
 def _entry_points() -> dict:
+    from importlib import metadata  # 15 ms: only when a backend is first looked up
+
     found = {}
     try:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):

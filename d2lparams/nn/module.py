@@ -221,7 +221,8 @@ class Module:
         )
 
     def __call__(self, *args):
-        args = tuple(a if self._adapter.is_tensor(a) else self._as_input(a) for a in args)
+        if not (len(args) == 1 and self._adapter.is_tensor(args[0])):
+            args = tuple(a if self._adapter.is_tensor(a) else self._as_input(a) for a in args)
         if _state.tracer.get() is not None:
             return self._traced_call(args)
         try:

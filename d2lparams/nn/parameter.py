@@ -98,9 +98,13 @@ class Parameter:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def numpy(self) -> np.ndarray:
-        """A float32 NumPy copy in the canonical layout."""
+        """A float32 NumPy copy in the canonical layout.
+
+        For a parameter the framework stores transposed, the copy is the transposed view of
+        a fresh native-layout copy (Fortran order): one memory copy instead of a transposing
+        one, and writing it back with ``set`` / ``load_state_dict`` is again a plain copy."""
         value = self._adapter.param_get(self._native)
-        return np.ascontiguousarray(value.T) if self._transposed else value
+        return value.T if self._transposed else value
 
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
@@ -113,7 +117,7 @@ class Parameter:
         g = self._adapter.param_grad(self._native)
         if g is None:
             return None
-        return np.ascontiguousarray(g.T) if self._transposed else g
+        return g.T if self._transposed else g
 
     @property
     def requires_grad(self) -> bool:
@@ -136,8 +140,8 @@ class Parameter:
 
     # -- writing -----------------------------------------------------------------------------
     def _write(self, canonical: np.ndarray) -> None:
-        value = canonical.T if self._transposed else canonical
-        self._adapter.param_set(self._native, np.ascontiguousarray(value, dtype=np.float32))
+        value = np.asarray(canonical, dtype=np.float32)
+        self._adapter.param_set(self._native, value.T if self._transposed else value)
 
     def _checked(self, value, what: str) -> np.ndarray:
         try:

@@ -1,0 +1,315 @@
+"""Overhead of d2lparams over each native framework, as ratios measured in one run.
+
+    python benchmarks/run.py [--backends torch paddle] [--quick]
+
+Each backend runs in a process of its own. Every measurement times the d2lparams call and
+the native equivalent alternately (interleaved rounds, the median of each), so that a ratio
+compares the two under the same machine load. Results: a table on stdout and
+``docs/benchmarks.md``.
+
+Native equivalents are, by necessity, written per framework: they are what a user of that
+framework would write without d2lparams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+TARGETS = {
+    "forward, batch 1": 1.05,
+    "forward, batch 256": 1.01,
+    "state_dict (25M)": 1.5,
+    "load_state_dict (25M)": 1.5,
+    "init.normal_ (25M)": None,
+    "SGD training step": 1.10,
+}
+
+
+def interleaved(ours, native, rounds: int, number: int) -> tuple[float, float]:
+    """Median seconds per call of each, measured alternately."""
+    ours(), native()  # warm up
+    a, b = [], []
+    for _ in range(rounds):
+        for fn, out in ((ours, a), (native, b)):
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            out.append((time.perf_counter() - start) / number)
+    return statistics.median(a), statistics.median(b)
+
+
+# -- what a user of each framework writes ---------------------------------------------------
+def native_export(backend, native):
+    if backend == "torch":
+        return {k: v.detach().cpu().numpy().copy() for k, v in native.state_dict().items()}
+    if backend == "tensorflow":
+        return [np.array(v) for v in native.weights]
+    if backend == "mxnet":
+        return {k: p.data().asnumpy() for k, p in native.collect_params().items()}
+    return {k: v.numpy() for k, v in native.state_dict().items()}
+
+
+def native_import(backend, native, exported):
+    if backend == "torch":
+        import torch
+
+        native.load_state_dict({k: torch.from_numpy(v) for k, v in exported.items()})
+    elif backend == "tensorflow":
+        native.set_weights(exported)
+    elif backend == "mxnet":
+        import mxnet as mx
+
+        for k, p in native.collect_params().items():
+            p.set_data(mx.nd.array(exported[k]))
+    else:
+        native.set_state_dict(exported)
+
+
+def native_normal(backend, net):
+    ps = [p.native for p in net.parameters()]
+    if backend == "torch":
+        import torch
+
+        def run():
+            with torch.no_grad():
+                for p in ps:
+                    torch.nn.init.normal_(p, std=0.01)
+    elif backend == "tensorflow":
+        import keras
+
+        def run():
+            for p in ps:
+                p.assign(keras.initializers.RandomNormal(stddev=0.01)(p.shape, "float32"))
+    elif backend == "mxnet":
+        import mxnet as mx
+
+        def run():
+            for p in ps:
+                p.set_data(mx.nd.random.normal(0, 0.01, shape=p.shape))
+    else:
+        import paddle
+
+        def run():
+            for p in ps:
+                paddle.nn.initializer.Normal(0.0, 0.01)(p)
+    return run
+
+
+def native_forward(backend, native, X):
+    """Calling the native module directly, in inference mode."""
+    if backend == "tensorflow":
+        return lambda: native(X, training=False)
+    if backend == "mxnet":
+        from mxnet import autograd
+
+        def call():
+            with autograd.predict_mode():
+                return native(X)
+
+        return call
+    return lambda: native(X)
+
+
+def native_train_step(backend, net, X, y, lr):
+    """A plain SGD step written natively on net.native (same loss, same update)."""
+    native = net.native
+    if backend == "torch":
+        import torch
+
+        opt = torch.optim.SGD(native.parameters(), lr=lr)
+
+        def step():
+            opt.zero_grad()
+            loss = ((native(X) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+    elif backend == "tensorflow":
+        import keras
+        import tensorflow as tf
+
+        opt = keras.optimizers.SGD(learning_rate=lr)
+        variables = native.trainable_variables
+
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((native(X, training=True) - y) ** 2)
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    elif backend == "mxnet":
+        from mxnet import autograd, gluon
+
+        params = native.collect_params()
+        trainer = gluon.Trainer(params, "sgd", {"learning_rate": lr})
+
+        def step():
+            with autograd.record():
+                loss = ((native(X) - y) ** 2).mean()
+            loss.backward()
+            trainer.step(1)
+            params.zero_grad()  # d2lparams gives gluon parameters grad_req='add'
+    else:
+        import paddle
+
+        opt = paddle.optimizer.SGD(learning_rate=lr, parameters=native.parameters())
+
+        def step():
+            loss = ((native(X) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+    return step
+
+
+def bench_backend(backend: str, quick: bool) -> dict:
+    import d2lparams as d2p
+    from d2lparams import init, nn, ops, optim
+
+    d2p.set_backend(backend)
+    ad = d2p._registry.adapter(backend)
+    rounds = 5 if quick else 31
+    out = {"version": ad.version()}
+
+    net = nn.mlp(784, [256, 256], 10).eval()
+    for batch, key, number in ((1, "forward, batch 1", 400), (256, "forward, batch 256", 20)):
+        X = d2p.randn(batch, 784)
+        out[key] = interleaved(lambda X=X: net(X), native_forward(backend, net.native, X), rounds,
+                               number // (4 if quick else 1))
+
+    big = nn.mlp(4096, [4096, 2048], 1024)  # 27.3M parameters
+    out["parameters (big)"] = big.num_parameters()
+    out["state_dict (25M)"] = interleaved(big.state_dict, lambda: native_export(backend, big.native),
+                                          max(3, rounds // 3), 1)
+    sd, exported = big.state_dict(), native_export(backend, big.native)
+    out["load_state_dict (25M)"] = interleaved(lambda: big.load_state_dict(sd),
+                                               lambda: native_import(backend, big.native, exported),
+                                               max(3, rounds // 3), 1)
+
+    def ours_normal():
+        for p in big.parameters():
+            init.normal_(p, std=0.01)
+
+    out["init.normal_ (25M)"] = interleaved(ours_normal, native_normal(backend, big), 3, 1)
+
+    d2p.seed(0)
+    net = nn.mlp(784, [256, 256], 10)
+    X, y = d2p.randn(64, 784), d2p.randn(64, 10)
+    opt = optim.SGD(net.parameters(), lr=0.01)
+
+    def ours_step():
+        opt.zero_grad()
+
+        def loss():
+            diff = net(X) - y
+            return ops.mean(diff * diff)
+
+        d2p.backward(loss)
+        opt.step()
+
+    out["SGD training step"] = interleaved(ours_step, native_train_step(backend, net, X, y, 0.01),
+                                           rounds, 10)
+    return out
+
+
+def import_times(backend: str, repeats: int = 3) -> dict:
+    """Fresh interpreters: import d2lparams alone, d2lparams + select backend, framework alone."""
+    import d2lparams as d2p
+
+    module = d2p._registry.adapter_class(backend).import_names[0]
+    codes = {
+        "import d2lparams": "import d2lparams, sys; assert not {m} & set(sys.modules)",
+        "d2lparams + set_backend": f"import d2lparams; d2lparams.set_backend({backend!r})",
+        "framework alone": f"import {module}",
+    }
+    frameworks = {"torch", "tensorflow", "mxnet", "paddle", "keras"}
+    res = {}
+    for name, code in codes.items():
+        code = code.replace("{m}", repr(frameworks))
+        times = []
+        for _ in range(repeats):
+            script = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+            proc = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True,
+                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr[-2000:])
+            times.append(float(proc.stdout.strip().splitlines()[-1]))
+        res[name] = statistics.median(times)
+    return res
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", nargs="+")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke test)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(bench_backend(args.worker, args.quick)))
+        return 0
+    import d2lparams as d2p
+
+    names = args.backends or d2p.available_backends()
+    results = {}
+    for name in names:
+        proc = subprocess.run([sys.executable, "-P", __file__, "--worker", name] + (["--quick"] if args.quick else []),
+                              capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[name]["imports"] = import_times(name, 1 if args.quick else 3)
+        print(f"measured {name}", file=sys.stderr)
+    text = report(results)
+    print(text)
+    if not args.no_write:
+        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as fh:
+            fh.write(text)
+    return 0
+
+
+def report(results: dict) -> str:
+    names = list(results)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Overhead of d2lparams over each native framework, as the ratio *d2lparams time / native "
+        "time* measured alternately in one run (`python benchmarks/run.py`). Below 1.00 the two "
+        "are within noise of each other. Machine: "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}; " + ", ".join(f"{n} {results[n]['version']}" for n in names) + ".",
+        "",
+        "| measurement | target | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for key, target in TARGETS.items():
+        cells = []
+        for n in names:
+            ours, native = results[n][key]
+            ratio = ours / native
+            mark = "" if target is None or ratio <= target else " (missed)"
+            cells.append(f"{ratio:.2f}× ({ours * 1e3:.3g} ms vs {native * 1e3:.3g} ms){mark}")
+        lines.append(f"| {key} | {'≤ ' + format(target, '.2f') + '×' if target else '—'} | " + " | ".join(cells) + " |")
+    lines += ["", "Import times (fresh interpreter, median):", "",
+              "| backend | `import d2lparams` | d2lparams + `set_backend` | framework alone |",
+              "|---|---|---|---|"]
+    for n in names:
+        t = results[n]["imports"]
+        lines.append(f"| {n} | {t['import d2lparams'] * 1e3:.0f} ms | {t['d2lparams + set_backend']:.2f} s | "
+                     f"{t['framework alone']:.2f} s |")
+    lines += ["", "`import d2lparams` imports no framework (checked in the measurement itself).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
