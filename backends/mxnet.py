@@ -314,7 +314,7 @@ class MXNetBackend(Backend):
         return tuple(param.shape)
 
     def param_get(self, param) -> np.ndarray:
-        value = param.list_data()[0].asnumpy().astype(np.float32, copy=True)
+        value = param.list_data()[0].asnumpy()  # already a fresh float32 copy
         return value.reshape(()) if self._is_scalar(param) else value
 
     def param_set(self, param, array) -> None:
@@ -606,19 +606,23 @@ class MXNetBackend(Backend):
     def sgd_update(self, param, buf, lr, momentum, weight_decay, dampening, nesterov):
         with self.autograd.pause():
             grads = param.list_grad()
-            g = grads[0].copy()
+            g = grads[0]
             for other in grads[1:]:
-                g += other.as_in_context(g.context)
+                g = g + other.as_in_context(g.context)
             value = param.list_data()[0]
             if weight_decay:
                 g = g + weight_decay * value
             if momentum:
                 if buf is None:
                     buf = g.copy()
-                else:
-                    buf[:] = momentum * buf + (1 - dampening) * g
+                else:  # in place: no new buffer per step
+                    buf *= momentum
+                    buf += (1 - dampening) * g if dampening else g
                 g = g + momentum * buf if nesterov else buf
-            param.set_data(value - lr * g)  # in place on every context
+            if len(param.list_data()) == 1:
+                value -= lr * g  # in place on the parameter's own storage
+            else:
+                param.set_data(value - lr * g)  # every context
         return buf
 
     # -- operations ----------------------------------------------------------------------------

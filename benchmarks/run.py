@@ -37,15 +37,20 @@ TARGETS = {
 }
 
 
+SYNC = [lambda: None]  # waits for queued work (mxnet computes asynchronously)
+
+
 def interleaved(ours, native, rounds: int, number: int) -> tuple[float, float]:
-    """Median seconds per call of each, measured alternately."""
-    ours(), native()  # warm up
+    """Median seconds per call of each, measured alternately; queued work is waited for."""
+    sync = SYNC[0]
+    ours(), native(), sync()  # warm up
     a, b = [], []
     for _ in range(rounds):
         for fn, out in ((ours, a), (native, b)):
             start = time.perf_counter()
             for _ in range(number):
                 fn()
+            sync()
             out.append((time.perf_counter() - start) / number)
     return statistics.median(a), statistics.median(b)
 
@@ -135,6 +140,7 @@ def native_train_step(backend, net, X, y, lr):
             loss = ((native(X) - y) ** 2).mean()
             loss.backward()
             opt.step()
+            return float(loss)  # d2p.backward returns the loss as a float too
     elif backend == "tensorflow":
         import keras
         import tensorflow as tf
@@ -146,6 +152,7 @@ def native_train_step(backend, net, X, y, lr):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean((native(X, training=True) - y) ** 2)
             opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return float(loss)
     elif backend == "mxnet":
         from mxnet import autograd, gluon
 
@@ -158,6 +165,7 @@ def native_train_step(backend, net, X, y, lr):
             loss.backward()
             trainer.step(1)
             params.zero_grad()  # d2lparams gives gluon parameters grad_req='add'
+            return float(loss.asscalar())
     else:
         import paddle
 
@@ -168,6 +176,7 @@ def native_train_step(backend, net, X, y, lr):
             loss.backward()
             opt.step()
             opt.clear_grad()
+            return float(loss)
     return step
 
 
@@ -177,6 +186,10 @@ def bench_backend(backend: str, quick: bool) -> dict:
 
     d2p.set_backend(backend)
     ad = d2p._registry.adapter(backend)
+    if backend == "mxnet":
+        import mxnet as mx
+
+        SYNC[0] = mx.nd.waitall
     rounds = 5 if quick else 31
     out = {"version": ad.version()}
 
@@ -229,7 +242,9 @@ def import_times(backend: str, repeats: int = 3) -> dict:
     codes = {
         "import d2lparams": "import d2lparams, sys; assert not {m} & set(sys.modules)",
         "d2lparams + set_backend": f"import d2lparams; d2lparams.set_backend({backend!r})",
-        "framework alone": f"import {module}",
+        # mxnet 1.9.1 needs numpy.bool (removed in numpy 1.24) before its import
+        "framework alone": ("import numpy; numpy.bool = bool; " if module == "mxnet" else "")
+        + f"import {module}",
     }
     frameworks = {"torch", "tensorflow", "mxnet", "paddle", "keras"}
     res = {}
