@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 TARGETS = {
+    "call overhead (nn.Identity)": None,
     "forward, batch 1": 1.05,
     "forward, batch 256": 1.01,
     "state_dict (25M)": 1.5,
@@ -41,7 +42,9 @@ SYNC = [lambda: None]  # waits for queued work (mxnet computes asynchronously)
 
 
 def interleaved(ours, native, rounds: int, number: int) -> tuple[float, float]:
-    """Median seconds per call of each, measured alternately; queued work is waited for."""
+    """Seconds per call of each: the best of ``rounds`` alternating rounds (as ``timeit``
+    recommends: slower rounds measure the machine's other load, not the code); queued work
+    is waited for."""
     sync = SYNC[0]
     ours(), native(), sync()  # warm up
     a, b = [], []
@@ -52,7 +55,7 @@ def interleaved(ours, native, rounds: int, number: int) -> tuple[float, float]:
                 fn()
             sync()
             out.append((time.perf_counter() - start) / number)
-    return statistics.median(a), statistics.median(b)
+    return min(a), min(b)
 
 
 # -- what a user of each framework writes ---------------------------------------------------
@@ -193,8 +196,12 @@ def bench_backend(backend: str, quick: bool) -> dict:
     rounds = 5 if quick else 31
     out = {"version": ad.version()}
 
+    ident = nn.Identity().eval()
+    Xs = d2p.randn(1, 4)
+    out["call overhead (nn.Identity)"] = interleaved(lambda: ident(Xs), native_forward(backend, ident.native, Xs),
+                                                     rounds, 1000)
     net = nn.mlp(784, [256, 256], 10).eval()
-    for batch, key, number in ((1, "forward, batch 1", 400), (256, "forward, batch 256", 20)):
+    for batch, key, number in ((1, "forward, batch 1", 500), (256, "forward, batch 256", 40)):
         X = d2p.randn(batch, 784)
         out[key] = interleaved(lambda X=X: net(X), native_forward(backend, net.native, X), rounds,
                                number // (4 if quick else 1))
@@ -299,7 +306,7 @@ def report(results: dict) -> str:
         "# Benchmarks",
         "",
         "Overhead of d2lparams over each native framework, as the ratio *d2lparams time / native "
-        "time* measured alternately in one run (`python benchmarks/run.py`). Below 1.00 the two "
+        "time*, each the best of alternating rounds in one run (`python benchmarks/run.py`). Below 1.00 the two "
         "are within noise of each other. Machine: "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"numpy {np.__version__}; " + ", ".join(f"{n} {results[n]['version']}" for n in names) + ".",

@@ -221,12 +221,14 @@ class Module:
         )
 
     def __call__(self, *args):
-        if not (len(args) == 1 and self._adapter.is_tensor(args[0])):
-            args = tuple(a if self._adapter.is_tensor(a) else self._as_input(a) for a in args)
+        d = self.__dict__  # the hot path: plain dict reads, no properties
+        ad = d["_adapter"]
+        if not (len(args) == 1 and ad.is_tensor(args[0])):
+            args = tuple(a if ad.is_tensor(a) else self._as_input(a) for a in args)
         if _state.tracer.get() is not None:
             return self._traced_call(args)
         try:
-            return self._adapter.call(self.native, args, self.training)
+            return ad.call(d["_native"] or self.native, args, d["training"])
         except Exception as exc:
             self._diagnose_input(args, exc)
             raise
