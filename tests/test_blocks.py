@@ -319,3 +319,24 @@ def test_wrap_native_model(backend):
     np.testing.assert_allclose(d2p.to_numpy(twin(X)), ref, rtol=1e-5, atol=1e-6)
     net[0].bias.set(np.arange(8, dtype=np.float32))  # the view shares the native parameters
     np.testing.assert_array_equal(d2p.wrap(native)[0].bias.numpy(), np.arange(8))
+
+
+def test_operators_between_tensors_and_parameters_in_forward(backend):
+    class Affine(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.array([2.0, 3.0]))
+            self.bias = nn.Parameter(np.array([1.0, -1.0]))
+
+        def forward(self, X):
+            return (self.bias + X) * self.scale - X / self.scale + (X - self.bias)
+
+    layer = Affine()
+    X = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    s, b = np.array([2.0, 3.0]), np.array([1.0, -1.0])
+    np.testing.assert_allclose(d2p.to_numpy(layer(X)), (b + X) * s - X / s + (X - b), rtol=1e-6)
+    d2p.backward(lambda: ops.sum(layer(d2p.tensor(X))))
+    np.testing.assert_allclose(layer.scale.grad, (b + X).sum(0) + (X / s**2).sum(0), rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad, s * 2 - 2, rtol=1e-6)
+    # outside forward a Parameter on the left works with native tensors too
+    np.testing.assert_allclose(d2p.to_numpy(layer.bias + d2p.tensor(X)), b + X, rtol=1e-6)
