@@ -7,13 +7,14 @@ import html
 COLORS = {"torch": "#ee4c2c", "tensorflow": "#ff8f00", "mxnet": "#1f77b4", "paddle": "#2e7d32"}
 
 
-def _svg_histogram(title: str, data: dict) -> str:
+def _svg_histogram(title: str, subtitle: str, data: dict) -> str:
     counts, edges = data["histogram"], data["edges"]
-    w, h, pad = 320, 180, 28
+    w, h, pad = 320, 190, 34
     top = max(counts) or 1
     bar = (w - 2 * pad) / len(counts)
     parts = [f'<svg class="plot" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">',
-             f'<text x="{pad}" y="16" font-size="12">{html.escape(title)}</text>']
+             f'<text x="{pad}" y="14" font-size="12" font-weight="bold">{html.escape(title)}</text>',
+             f'<text x="{pad}" y="27" font-size="9">{html.escape(subtitle[:60])}</text>']
     for i, c in enumerate(counts):
         bh = (h - 2 * pad) * c / top
         parts.append(f'<rect x="{pad + i * bar:.1f}" y="{h - pad - bh:.1f}" width="{bar - 1:.1f}" '
@@ -43,7 +44,8 @@ def _svg_losses(curves: dict) -> str:
     hi = hi if hi > lo else lo + 1
     n = max(len(c) for c in curves.values())
     parts = [f'<svg class="plot" width="{w}" height="{h}" role="img" aria-label="training loss">',
-             f'<text x="{pad}" y="16" font-size="12">training loss (log scale), 30 epochs</text>']
+             f'<text x="{pad}" y="16" font-size="12">training loss (log scale), 30 epochs, '
+             'the same start on every backend</text>']
     for i, (name, curve) in enumerate(curves.items()):
         pts = " ".join(
             f"{pad + k * (w - 2 * pad) / max(1, n - 1):.1f},"
@@ -65,7 +67,8 @@ def write_html(path: str, report: dict) -> None:
     for name, data in report["backends"].items():
         for r in data.get("results", []):
             if r["scenario"] == "native defaults" and r["data"].get("histogram"):
-                hist.append(_svg_histogram(f"{name}: {r['data']['scheme']}", r["data"]))
+                scheme = r["data"]["scheme"].split(": ", 1)[-1]
+                hist.append(_svg_histogram(name, scheme, r["data"]))
             if r["scenario"] == "optimizer groups" and r["data"].get("losses"):
                 curves[name] = r["data"]["losses"]
                 curves.setdefault("NumPy reference", r["data"]["reference"])

@@ -208,6 +208,7 @@ def optimizer_groups():
     y = (X @ np.array([[2.0], [-3.4], [1.0], [0.5]]) + 4.2).astype(np.float32)
     seed(0)
     net = _seed_net()
+    init.reset_(net, "torch")  # one start for every backend: the trajectories must coincide
     p = {k: v.astype(np.float64) for k, v in net.state_dict().items()}
     opt = optim.SGD([{"params": net[0].parameters(), "lr": 0.001, "momentum": 0.99},
                      {"params": net[2].parameters()}], lr=0.01, momentum=0.9)
