@@ -33,6 +33,8 @@ class Backend(abc.ABC):
     import_names: tuple = ()
     #: the pip extra of d2lparams that installs it
     extra: str = ""
+    #: the distributions (pip names) that provide the framework, for ``d2lparams doctor``
+    distributions: tuple = ()
     #: top-level module names whose types are this backend's tensors and models
     tensor_modules: tuple = ()
     #: ``{module already imported: message}``: importing this framework now would crash
@@ -41,6 +43,12 @@ class Backend(abc.ABC):
     preload_rank: int = 50
     #: the framework stores a Linear weight as ``(out, in)``
     linear_weight_transposed: bool = False
+
+    @classmethod
+    def hazards(cls) -> list[str]:
+        """Known problems of this framework's installation here, each with its fix, found
+        without importing the framework (``d2lparams doctor``)."""
+        return []
 
     # -- lifetime ------------------------------------------------------------------------------
     @abc.abstractmethod

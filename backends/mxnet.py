@@ -75,9 +75,25 @@ class MXNetBackend(Backend):
     framework_name = "MXNet Gluon"
     import_names = ("mxnet",)
     extra = "mxnet"
+    distributions = ("mxnet",)
     tensor_modules = ("mxnet",)
     preload_rank = 40
     linear_weight_transposed = True
+
+    @classmethod
+    def hazards(cls) -> list[str]:
+        from importlib import metadata
+
+        try:
+            major, minor = (int(x) for x in metadata.version("numpy").split(".")[:2])
+        except (metadata.PackageNotFoundError, ValueError):
+            return []
+        if major >= 2:
+            return ['numpy >= 2 is installed but mxnet 1.9.1 needs numpy < 2: pip install "numpy<2"']
+        if (major, minor) >= (1, 24):
+            return ["numpy >= 1.24 removed numpy.bool, which mxnet needs: the mxnet adapter "
+                    "restores it itself (nothing to do)"]
+        return []
 
     # -- lifetime ------------------------------------------------------------------------------
     def load(self) -> None:

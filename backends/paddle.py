@@ -59,6 +59,7 @@ class PaddleBackend(Backend):
     framework_name = "PaddlePaddle"
     import_names = ("paddle",)
     extra = "paddle"
+    distributions = ("paddlepaddle",)
     tensor_modules = ("paddle",)
     unsafe_after = {"tensorflow": _CONFLICT}
     preload_rank = 20

@@ -81,6 +81,7 @@ class TensorFlowBackend(Backend):
     framework_name = "TensorFlow/Keras 3"
     import_names = ("tensorflow", "keras")
     extra = "tensorflow"
+    distributions = ("tensorflow-cpu", "tensorflow", "keras")
     tensor_modules = ("tensorflow", "keras")
     preload_rank = 60
     linear_weight_transposed = False

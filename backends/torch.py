@@ -24,6 +24,7 @@ class TorchBackend(Backend):
     framework_name = "PyTorch"
     import_names = ("torch",)
     extra = "torch"
+    distributions = ("torch",)
     tensor_modules = ("torch",)
     preload_rank = 30
     linear_weight_transposed = True

@@ -287,6 +287,14 @@ def backend_of_type(obj) -> str | None:
     return found
 
 
+def backend_of_module(module: str) -> str | None:
+    """The backend whose framework is imported as ``module`` (no import)."""
+    for name, cls in _adapter_classes().items():
+        if module in cls.import_names:
+            return name
+    return None
+
+
 def backend_of(obj) -> str:
     """The backend of a native tensor or model, a ``Parameter`` or a neutral module.
 

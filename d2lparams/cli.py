@@ -13,13 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import _registry
 
-FRAMEWORK_DISTS = {
-    "torch": ["torch"],
-    "tensorflow": ["tensorflow-cpu", "tensorflow", "keras"],
-    "mxnet": ["mxnet"],
-    "paddle": ["paddlepaddle"],
-}
-
 
 def _python(args: list[str], timeout: float):
     flags = ["-P"] if sys.version_info >= (3, 11) else []
@@ -175,32 +168,22 @@ def doctor(stream=sys.stdout) -> int:
 
     print(f"d2lparams {version('d2lparams') or 'source tree'} on Python {sys.version.split()[0]}",
           file=stream)
-    numpy_version = version("numpy") or "missing"
-    print(f"numpy {numpy_version}", file=stream)
+    print(f"numpy {version('numpy') or 'missing'}", file=stream)
     available = set(_registry.available_backends())
-    installed = {}
+    hazards = []
     for name in _registry.list_backends():
-        dists = [(d, version(d)) for d in FRAMEWORK_DISTS.get(name, [name])]
-        found = next(((d, v) for d, v in dists if v), None)
-        installed[name] = found
+        cls = _registry.adapter_class(name)
+        found = next(((d, version(d)) for d in cls.distributions if version(d)), None)
         state = f"{found[0]} {found[1]}" if found and name in available else "not installed"
         print(f"  {name:<11} {state}", file=stream)
-    hazards = []
-    major = int(numpy_version.split(".")[0]) if numpy_version[0].isdigit() else 0
-    if "mxnet" in available and major >= 2:
-        hazards.append("numpy >= 2 is installed but mxnet 1.9.1 needs numpy < 2: "
-                       'pip install "numpy<2"')
-    if "mxnet" in available and major == 1 and int(numpy_version.split(".")[1]) >= 24:
-        hazards.append("numpy >= 1.24 removed numpy.bool, which mxnet needs: the mxnet adapter "
-                       "restores it itself (nothing to do)")
-    if {"tensorflow", "paddle"} <= available:
-        hazards.append("importing paddle after tensorflow segfaults a process: d2lparams raises "
-                       "BackendConflict instead; use d2p.preload('paddle', 'tensorflow') to use "
-                       "both in one process")
-    for name in _registry.list_backends():
         if name not in available:
-            extra = _registry.adapter_class(name).extra
-            hazards.append(f"{name} is not installed: pip install \"d2lparams[{extra}]\"")
+            hazards.append(f'{name} is not installed: pip install "d2lparams[{cls.extra}]"')
+            continue
+        hazards += cls.hazards()
+        for module, message in cls.unsafe_after.items():
+            other = _registry.backend_of_module(module)
+            if other in available:
+                hazards.append(f"{module} then {cls.import_names[0]} in one process: {message}")
     print("hazards:" if hazards else "no hazards found", file=stream)
     for h in hazards:
         print(f"  - {h}", file=stream)
