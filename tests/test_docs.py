@@ -45,3 +45,20 @@ def test_mkdocs_build_strict(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     page = (tmp_path / "site" / "tying" / "index.html").read_text()
     assert "tabbed-set" in page and "torch" in page
+
+
+def test_readme_tour_prints_what_the_readme_shows(tmp_path):
+    import re
+
+    import d2lparams as d2p
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    code = re.search(r"## A tour\n\n```python\n(.*?)```", readme, re.S).group(1)
+    shown = re.search(r"Output \(paddle.*?\n\n```text\n(.*?)```", readme, re.S).group(1)
+    if "paddle" not in d2p.available_backends():
+        pytest.skip("the tour runs on paddle")
+    proc = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == shown
+    assert (tmp_path / "net.safetensors").exists()
