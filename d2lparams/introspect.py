@@ -66,21 +66,12 @@ def summary(net: Module, input_shape) -> str:
         >>> print(d2p.summary(net, (2, 4)).splitlines()[-2])
         Total parameters: 49
     """
-    from ._tensor import zeros
-    from .autograd import no_grad
-
     outputs: dict = {}
     token = _state.tracer.set(outputs)
-    modes = [(m, m.training) for m in net.modules()]
     try:
-        net.eval()
-        with no_grad():
-            net(zeros(*tuple(input_shape), backend=net.backend))
+        net._probe(input_shape)
     finally:
         _state.tracer.reset(token)
-        for m, mode in modes:
-            m.__dict__["training"] = mode
-            m._adapter.set_training(m.native, mode)
 
     tied = {}
     for group in tied_parameters(net):

@@ -356,9 +356,12 @@ class Module:
         if not isinstance(mode, bool):
             raise TypeError(f"train(mode) takes True or False, got {mode!r}")
         for module in self.modules():
-            module.__dict__["training"] = mode
-            module._adapter.set_training(module.native, mode)
+            module._set_mode(mode)
         return self
+
+    def _set_mode(self, mode: bool) -> None:
+        self.__dict__["training"] = mode
+        self._adapter.set_training(self.native, mode)
 
     def eval(self):
         """Inference mode: ``train(False)``."""
@@ -383,6 +386,12 @@ class Module:
             >>> net.materialize((1, 20))[0].weight.shape
             (20, 8)
         """
+        self._probe(input_shape)
+        return self
+
+    def _probe(self, input_shape):
+        """One call on zeros of ``input_shape`` in inference mode, without recording; every
+        module's mode is restored afterwards (BatchNorm statistics stay untouched)."""
         from .._tensor import zeros
         from ..autograd import no_grad
 
@@ -391,12 +400,10 @@ class Module:
         self.eval()
         try:
             with no_grad():
-                self(zeros(*shape, backend=self.backend))
+                return self(zeros(*shape, backend=self.backend))
         finally:
             for m, mode in modes:
-                m.__dict__["training"] = mode
-                m._adapter.set_training(m.native, mode)
-        return self
+                m._set_mode(mode)
 
     # -- state -------------------------------------------------------------------------------
     def _state_targets(self, prefix: str = "") -> OrderedDict[str, tuple]:

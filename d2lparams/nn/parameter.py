@@ -97,14 +97,21 @@ class Parameter:
         """The number of scalars."""
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def _canonical(self, native: np.ndarray) -> np.ndarray:
+        """A native-layout array seen in the canonical layout (a view, no copy)."""
+        return native.T if self._transposed else native
+
+    def _native_layout(self, canonical: np.ndarray) -> np.ndarray:
+        """A canonical array seen in the native layout (a view, no copy)."""
+        return canonical.T if self._transposed else canonical
+
     def numpy(self) -> np.ndarray:
         """A float32 NumPy copy in the canonical layout.
 
         For a parameter the framework stores transposed, the copy is the transposed view of
         a fresh native-layout copy (Fortran order): one memory copy instead of a transposing
         one, and writing it back with ``set`` / ``load_state_dict`` is again a plain copy."""
-        value = self._adapter.param_get(self._native)
-        return value.T if self._transposed else value
+        return self._canonical(self._adapter.param_get(self._native))
 
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
@@ -115,9 +122,7 @@ class Parameter:
     def grad(self) -> np.ndarray | None:
         """The accumulated gradient (canonical layout), ``None`` before any backward."""
         g = self._adapter.param_grad(self._native)
-        if g is None:
-            return None
-        return g.T if self._transposed else g
+        return None if g is None else self._canonical(g)
 
     @property
     def requires_grad(self) -> bool:
@@ -141,7 +146,7 @@ class Parameter:
     # -- writing -----------------------------------------------------------------------------
     def _write(self, canonical: np.ndarray) -> None:
         value = np.asarray(canonical, dtype=np.float32)
-        self._adapter.param_set(self._native, value.T if self._transposed else value)
+        self._adapter.param_set(self._native, self._native_layout(value))
 
     def _checked(self, value, what: str) -> np.ndarray:
         try:

@@ -99,7 +99,7 @@ class Optimizer:
                 entry = self.state.get(id(p.native))
                 if entry and entry.get("momentum_buffer") is not None:
                     buf = p._adapter.to_numpy(entry["momentum_buffer"])
-                    state[index] = {"momentum_buffer": buf.T.copy() if p._transposed else buf}
+                    state[index] = {"momentum_buffer": p._canonical(buf)}
                 ids.append(index)
                 index += 1
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
@@ -135,7 +135,7 @@ class Optimizer:
         self.state = {}
         for i, buf in buffers.items():
             p = params[i]
-            native = np.ascontiguousarray(buf.T if p._transposed else buf)
+            native = np.ascontiguousarray(p._native_layout(buf))
             self.state[id(p.native)] = {"momentum_buffer": p._adapter.tensor(native)}
 
 
