@@ -1,5 +1,6 @@
-"""One adapter per framework, installed as ``d2lparams.backends``.
+"""One adapter package per framework, installed as ``d2lparams.backends``.
 
-Importing this package, or any adapter module in it, imports no framework: each adapter
-imports its framework in :meth:`~d2lparams.backends.base.Backend.load`.
+``d2lparams.backends.<name>`` declares a backend's metadata and imports no framework; its
+``adapter`` module (imported when the backend is first used) implements the protocol of
+:mod:`d2lparams.backends.base` and imports the framework.
 """

@@ -1,28 +1,48 @@
 """The adapter protocol every backend implements.
 
-The neutral layer (``d2lparams``) calls only these methods and never tests a backend's
-name. An adapter converts: it creates native objects and moves values between NumPy and the
-framework. Shared logic (layouts, names, initial values, optimizer formulas, checks) lives in
-the neutral layer.
+The neutral layer (``d2lparams``) calls only these methods and attributes and never tests a
+backend's name. An adapter *converts*: it creates native objects and moves values between
+NumPy and the framework. Shared logic (layouts, names, initial values, the optimizer formula,
+shape checks, error messages) lives in the neutral layer.
+
+A backend is a package ``d2lparams.backends.<name>``:
+
+* ``__init__.py`` declares a subclass of :class:`Backend` with the metadata below. It imports
+  no framework, so that ``list_backends``, ``available_backends`` and ``d2lparams doctor``
+  stay cheap and safe.
+* ``adapter.py`` (named by :attr:`Backend.implementation`) subclasses that class and
+  implements the methods. It imports the framework at module level and is imported when the
+  backend is first used.
+* the framework's own subclasses (containers, the native side of a custom module, fixed
+  layers) live at module level in a module of their own (``layers.py``).
 
 Conventions:
     * ``native`` is the framework's module/layer/block object; ``param`` is the framework's
-      own parameter object (``torch.nn.Parameter``, ``keras.Variable``, ``gluon.Parameter``,
-      paddle ``EagerParamBase``); ``tensor`` is a native tensor.
-    * Arrays cross the boundary as ``np.float32`` arrays in the framework's *own* layout; the
-      neutral layer transposes ``Linear`` weights when :attr:`linear_weight_transposed`.
-    * Every method that is not a capability flag must work; there is no optional method.
+      own parameter object; ``buf`` a buffer (non-trainable state); ``tensor`` a native
+      tensor.
+    * Arrays cross the boundary as NumPy arrays in the framework's *own* layout; the neutral
+      layer transposes where :attr:`Backend.linear_weight_transposed` says so.
+    * Methods marked abstract must be written by every adapter; the others have a default
+      that fits most frameworks and are overridden where a framework differs (or where a
+      measured fast path exists).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import importlib
+import sys
 
 import numpy as np
 
+from d2lparams.schemes import Scheme
+
 
 class Backend(abc.ABC):
+    """Metadata and protocol of one backend; see the module docstring."""
+
+    # -- metadata (read without importing the framework) --------------------------------------
     #: canonical backend name, e.g. ``"torch"``
     name: str = ""
     #: other names accepted by ``set_backend``
@@ -39,10 +59,18 @@ class Backend(abc.ABC):
     tensor_modules: tuple = ()
     #: ``{module already imported: message}``: importing this framework now would crash
     unsafe_after: dict = {}
-    #: lower loads first in ``preload``
+    #: lower loads first in ``preload`` (the import order that is safe in one process)
     preload_rank: int = 50
+    #: lower is preferred when no backend was chosen (the first installed one is used)
+    default_priority: int = 100
+    #: the backend's colour in reports and plots
+    color: str = "#455a64"
+    #: the framework's own default initialization of new layers (``init.default_scheme``)
+    default_init: Scheme | None = None
     #: the framework stores a Linear weight as ``(out, in)``
     linear_weight_transposed: bool = False
+    #: ``"module:Class"`` of the implementation, relative to this backend's package
+    implementation: str = "adapter:Adapter"
 
     @classmethod
     def hazards(cls) -> list[str]:
@@ -50,108 +78,98 @@ class Backend(abc.ABC):
         without importing the framework (``d2lparams doctor``)."""
         return []
 
-    # -- lifetime ------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def load(self) -> None:
-        """Import the framework (with any fix it needs) and keep its modules on ``self``."""
-        ...
+    @classmethod
+    def implementation_class(cls) -> type:
+        """Import the implementation (and with it the framework) and return its class.
 
-    @abc.abstractmethod
+        A subclass that only changes metadata (another name, another default scheme) reuses
+        its parent's implementation: the two are combined, metadata from ``cls`` first.
+        """
+        module_name, _, attr = cls.implementation.partition(":")
+        impl = getattr(importlib.import_module("." + module_name, _declaring_package(cls)), attr)
+        if issubclass(impl, cls):
+            return impl
+        return type(cls.__name__, (cls, impl), {"__module__": cls.__module__})
+
+    # -- lifetime ------------------------------------------------------------------------------
     def version(self) -> str:
         """The framework's version string."""
-        ...
+        module = importlib.import_module(self.import_names[0])
+        return str(getattr(module, "__version__", "?"))
 
     @abc.abstractmethod
     def seed(self, n: int) -> None:
         """Seed the framework's own random number generator(s)."""
-        ...
 
     # -- tensors -------------------------------------------------------------------------------
     @abc.abstractmethod
     def is_tensor(self, x) -> bool:
         """``x`` is a native tensor of this framework (parameters count as tensors)."""
-        ...
 
     @abc.abstractmethod
     def tensor(self, array: np.ndarray):
         """A new native float32 tensor holding ``array`` (a float32 NumPy array)."""
-        ...
 
     @abc.abstractmethod
     def to_numpy(self, x) -> np.ndarray:
-        """A NumPy copy of a native tensor, parameter, or buffer."""
-        ...
+        """A NumPy copy of a native tensor, parameter, or buffer (the framework's layout)."""
 
-    # -- parameters ----------------------------------------------------------------------------
+    # -- parameters and buffers ----------------------------------------------------------------
     @abc.abstractmethod
-    def create_parameter(self, array: np.ndarray, requires_grad: bool = True):
-        """A new trainable native parameter initialised with ``array`` (shape kept)."""
-        ...
+    def create_parameter(self, array: np.ndarray, requires_grad: bool = True,
+                         buffer: bool = False):
+        """A new native parameter holding ``array`` (shape kept), frozen unless
+        ``requires_grad``; with ``buffer=True`` non-trainable state instead (what BatchNorm's
+        running statistics are in the framework)."""
 
-    @abc.abstractmethod
-    def create_buffer(self, array: np.ndarray):
-        """A new native non-trainable state tensor/variable holding ``array``."""
-        ...
-
-    @abc.abstractmethod
     def buffer_tensor(self, buf):
         """The tensor a user sees for a buffer (what ``named_buffers`` yields)."""
-        ...
+        return buf
 
-    @abc.abstractmethod
     def param_value(self, param):
         """The differentiable native tensor to compute with inside ``forward``."""
-        ...
+        return param
 
-    @abc.abstractmethod
     def param_shape(self, param) -> tuple:
         """The parameter's (or buffer's) shape as the framework stores it."""
-        ...
+        return tuple(int(s) for s in param.shape)
 
     @abc.abstractmethod
-    def param_get(self, param) -> np.ndarray:
-        """A float32 NumPy copy of the value (native layout). Also takes a buffer."""
-        ...
-
-    @abc.abstractmethod
-    def param_set(self, param, array: np.ndarray) -> None:
+    def assign(self, param, array: np.ndarray) -> None:
         """Write ``array`` (native layout, float32, any strides: it may be a transposed view)
-        into the parameter in place (or a buffer).
-
-        The parameter object (and every place that shares it) keeps its identity.
-        """
-        ...
+        into a parameter or buffer in place, without recording. The object (and every place
+        that shares it) keeps its identity."""
 
     @abc.abstractmethod
-    def param_requires_grad(self, param) -> bool:
-        ...
+    def requires_grad(self, param, flag: bool | None = None) -> bool:
+        """Whether ``param`` takes a gradient; with ``flag``, freeze (``False``) or unfreeze
+        it first: a frozen parameter gets no gradient and no update."""
 
     @abc.abstractmethod
-    def param_set_requires_grad(self, param, flag: bool) -> None:
-        """Freeze (``False``) or unfreeze a parameter: no gradient, no update when frozen."""
-        ...
+    def grad_tensor(self, param):
+        """The accumulated gradient as a native tensor (native layout), or ``None`` before
+        any backward reached the parameter and after :meth:`zero_grad`. Cheap: no copy."""
 
-    @abc.abstractmethod
     def param_grad(self, param) -> np.ndarray | None:
-        """The accumulated gradient (native layout) or ``None`` before any backward."""
-        ...
+        """The accumulated gradient as NumPy (native layout) or ``None``."""
+        g = self.grad_tensor(param)
+        return None if g is None else self.to_numpy(g)
 
     @abc.abstractmethod
-    def param_has_grad(self, param) -> bool:
-        """Whether ``param_grad`` would return an array (cheap: no copy)."""
-        ...
+    def zero_grad(self, param) -> None:
+        """Drop the gradient so that :meth:`grad_tensor` is ``None`` again."""
 
-    @abc.abstractmethod
-    def param_zero_grad(self, param) -> None:
-        """Clear the gradient so that ``param_grad`` is ``None`` again."""
-        ...
+    def subtract_(self, param, delta) -> None:
+        """``param -= delta`` in place, without recording (``delta``: a native tensor in the
+        native layout). The optimizers' update; adapters override it with a faster in-place
+        operation where there is one."""
+        self.assign(param, self.to_numpy(self.param_value(param) - delta))
 
     @abc.abstractmethod
     def native_parameter_names(self, native) -> dict:
         """``{id(param): the framework's own name}`` for every parameter and buffer under
         the native module ``native`` (``dense0_weight``, ``linear_0.w_0``,
         ``sequential/dense/kernel``; torch has structural names only)."""
-        ...
 
     @abc.abstractmethod
     def init_native(self, param, kind: str, transposed: bool, **spec) -> None:
@@ -168,67 +186,70 @@ class Backend(abc.ABC):
           ``mode``), ``mode``, ``fan_in``, ``fan_out``, ``a``, ``nonlinearity`` (PyTorch's
           meaning: bound ``gain·√(3/fan)``, std ``gain/√fan``)
         """
-        ...
 
     # -- modules -------------------------------------------------------------------------------
     @abc.abstractmethod
-    def linear(self, in_features: int | None, out_features: int, bias: bool):
-        """A native fully connected layer ``y = x W + b`` over the last axis with the
-        framework's own default initialisation. ``in_features=None``: lazy, the input size is
-        taken at the first call."""
-        ...
+    def layer(self, kind: str, **options):
+        """A native built-in layer with the framework's own default initialization:
+
+        * ``"linear"`` (``in_features``, ``out_features``, ``bias``): ``y = x W + b`` over the
+          last axis; ``in_features=None`` is lazy (the size is taken at the first call).
+        * ``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"identity"``, ``"flatten"`` (every axis
+          after the first), ``"softmax"`` (``dim``).
+        * ``"dropout"`` (``p``): in training mode zeroes each entry with probability ``p``
+          and scales the rest by ``1/(1-p)``; the identity in inference mode.
+        * ``"batch_norm"`` (``num_features``, ``eps``, ``momentum``): over axis 1 of
+          ``(N, C)`` or ``(N, C, L)`` input with PyTorch's meaning: training mode normalizes
+          with the batch mean and biased variance and, in the forward pass, updates
+          ``running = (1 - momentum) * running + momentum * batch`` (the variance term
+          unbiased); inference mode uses the running statistics; weight starts at 1, bias
+          at 0, running mean at 0, running variance at 1.
+        """
 
     @abc.abstractmethod
-    def linear_parameters(self, native) -> tuple:
-        """``(weight, bias)`` native parameters of a linear layer; ``bias`` is ``None`` when
-        the layer has none. Returns ``(None, None)`` while a lazy layer is not yet built."""
-        ...
+    def layer_state(self, native, kind: str) -> dict | None:
+        """The native parameters and buffers of a :meth:`layer` under PyTorch's names
+        (``weight``, ``bias``; ``running_mean``, ``running_var``), the same objects on every
+        call; a missing bias is left out. ``None`` while a lazy layer is not yet built."""
 
     @abc.abstractmethod
-    def activation(self, kind: str, **options):
-        """A native parameter-free layer: ``"relu"``, ``"sigmoid"``, ``"tanh"``,
-        ``"softmax"`` (``dim``), ``"flatten"``, ``"identity"``."""
-        ...
+    def container(self, kind: str, module=None):
+        """A native container:
+
+        * ``"sequential"``: applies its children in order (the same child may be added
+          twice: it is then applied twice);
+        * ``"list"``: holds children and has no forward;
+        * ``"custom"``: a module whose forward calls ``module._native_forward(*args)``;
+          ``module`` (the neutral module) stays reachable without being a native child.
+        """
 
     @abc.abstractmethod
-    def dropout(self, p: float):
-        """A native dropout layer: in training mode it zeroes each entry with probability
-        ``p`` and scales the rest by ``1/(1-p)``; in inference mode it is the identity."""
-        ...
+    def register(self, native, name: str, member, kind: str) -> None:
+        """Register ``member`` on ``native`` under ``name`` so that the framework's own tools
+        see it: ``kind`` is ``"child"`` (a native module; a sequential container appends
+        it), ``"parameter"`` or ``"buffer"``."""
 
     @abc.abstractmethod
-    def batch_norm(self, num_features: int, eps: float, momentum: float):
-        """A native batch normalization over axis 1 of ``(N, C)`` or ``(N, C, L)`` input with
-        PyTorch's meaning: training mode normalizes with the batch mean and biased variance
-        and, in the forward pass, updates ``running = (1 - momentum) * running + momentum *
-        batch`` (the variance term unbiased); inference mode uses the running statistics.
-        ``y = (x - mean) / sqrt(var + eps) * weight + bias``; weight starts at 1, bias at 0,
-        running mean at 0 and running variance at 1. The running statistics are never
-        trainable."""
-        ...
+    def inspect(self, native) -> dict:
+        """Describe an existing native module, for ``d2p.wrap``.
 
-    @abc.abstractmethod
-    def batch_norm_state(self, native) -> tuple:
-        """``(weight, bias, running_mean, running_var)`` of a :meth:`batch_norm` layer: two
-        native parameters and two buffers (as :meth:`buffer_tensor` and
-        :meth:`param_get`/:meth:`param_set` take them); the same objects on every call."""
-        ...
+        Returns ``{"kind": k, "options": {...}, "children": [(name, native child)],
+        "parameters": [(name, param)], "buffers": [(name, buf)]}`` where ``kind`` is a
+        :meth:`layer` kind (options as :meth:`layer` takes them; its members are found
+        through :meth:`layer_state`), ``"sequential"`` (children in call order; the same
+        child object may appear twice), or ``"module"`` (anything else: its direct children,
+        parameters and buffers under their structural names). Children and parameters are
+        listed in the framework's registration order. Names are attribute-like strings
+        without dots (``"0"``, ``"1"``, ... where the framework has none).
+        """
 
-    @abc.abstractmethod
-    def sequential(self):
-        """An empty native sequential container."""
-        ...
+    def call(self, native, args: tuple, training: bool):
+        """Call a native module with native tensors, in training or inference mode."""
+        return native(*args)
 
-    @abc.abstractmethod
-    def sequential_append(self, native, name: str, child) -> None:
-        """Append ``child`` (a native module) to a native sequential under ``name``.
-        The same child may be appended twice (it is then applied twice)."""
-        ...
-
-    @abc.abstractmethod
-    def module_list(self):
-        """A native container that holds children but has no forward of its own."""
-        ...
+    def set_training(self, native, mode: bool) -> None:
+        """Store the mode on the native module where the framework keeps one."""
+        native.training = mode
 
     def native_class_for(self, module, base: type) -> type:
         """A subclass of the native ``base`` named like ``module``'s neutral class, made once
@@ -240,128 +261,90 @@ class Backend(abc.ABC):
             cache[key] = type(cls.__name__, (base,), {"__module__": cls.__module__})
         return cache[key]
 
+    # -- gradients -----------------------------------------------------------------------------
     @abc.abstractmethod
-    def custom(self, module):
-        """A native module whose forward calls ``module._native_forward(*args)``.
+    def backward(self, fn, loaded: list) -> float:
+        """Run ``fn()`` (it returns a scalar native tensor), differentiate it with respect to
+        every parameter that requires a gradient, and **add** each gradient into that
+        parameter's accumulated gradient (tied parameters receive the sum over their uses).
 
-        ``module`` is the neutral :class:`d2lparams.nn.Module`; the native object must keep
-        it reachable without registering it as a native child."""
-        ...
-
-    @abc.abstractmethod
-    def register_child(self, native, name: str, child) -> None:
-        """Register native module ``child`` as ``native``'s child ``name`` (so the framework's
-        own tools see its parameters)."""
-        ...
-
-    @abc.abstractmethod
-    def register_parameter(self, native, name: str, param) -> None:
-        """Register native parameter ``param`` on ``native`` under ``name``."""
-        ...
-
-    @abc.abstractmethod
-    def register_buffer(self, native, name: str, buf) -> None:
-        """Register native buffer ``buf`` on ``native`` under ``name``."""
-        ...
-
-    @abc.abstractmethod
-    def inspect(self, native) -> dict:
-        """Describe an existing native module, for ``d2p.wrap``.
-
-        Returns ``{"kind": k, "options": {...}, "children": [(name, native child)],
-        "parameters": [(name, param)], "buffers": [(name, buf)]}`` where ``kind`` is
-        ``"linear"`` (options ``in_features``, ``out_features``, ``bias``; parameters are
-        found through :meth:`linear_parameters`), an activation kind of :meth:`activation`
-        (``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"`` with ``dim``, ``"flatten"``,
-        ``"identity"``), ``"sequential"`` (children in call order; the same child object
-        may appear twice), or ``"module"`` (anything else: its direct children, parameters
-        and buffers under their structural names). Children and parameters are listed
-        in the framework's registration order. Names must be valid attribute-like
-        strings without dots (use ``"0"``, ``"1"``, ... where the framework has none).
+        ``loaded`` lists every loaded adapter (so that a tape framework can also record the
+        others while ``fn`` runs). Returns the loss as a float. A tape framework implements
+        this through :class:`TapeBackend`; a functional one (no tape) differentiates ``fn``
+        itself.
         """
-        ...
 
-    @abc.abstractmethod
-    def call(self, native, args: tuple, training: bool):
-        """Call native module with native tensors, in training or inference mode."""
-        ...
+    def no_grad(self):
+        """A context manager inside which nothing is recorded for differentiation."""
+        return contextlib.nullcontext()
 
-    @abc.abstractmethod
-    def set_training(self, native, mode: bool) -> None:
-        """Store the mode on the native module where the framework keeps one."""
-        ...
+    # -- operations for custom forwards (native tensors in and out) ---------------------------
+    #: the framework's namespace of tensor functions (``torch``, ``keras.ops``, ``mx.nd``...)
+    ops_namespace: object = None
+    #: ``{neutral op: name in ops_namespace, or a function}`` where the framework's function
+    #: has another name or another signature; any other op is ``ops_namespace.<op>``
+    ops_table: dict = {}
 
-    # -- autograd ------------------------------------------------------------------------------
+    def op(self, name: str):
+        """The native function for the neutral operation ``name``, with the neutral signature:
+
+        ``relu(x)``, ``sigmoid(x)``, ``tanh(x)``, ``softmax(x, dim)``, ``matmul(a, b)``,
+        ``transpose(x, dim0, dim1)``, ``mean(x, dim, keepdim)``, ``sum(x, dim, keepdim)``
+        (``dim=None``: every axis), ``reshape(x, shape)``, ``concat(tensors, dim)``.
+        """
+        table = self.__dict__.setdefault("_ops", {})
+        fn = table.get(name)
+        if fn is None:
+            how = type(self).ops_table.get(name, name)
+            fn = getattr(self.ops_namespace, how) if isinstance(how, str) else how.__get__(self)
+            table[name] = fn
+        return fn
+
+
+class TapeBackend(Backend):
+    """A framework that records operations on a tape (torch, tensorflow, mxnet, paddle):
+    :meth:`backward` records every loaded tape framework while ``fn`` runs and
+    back-propagates the loss on the one that owns it."""
+
     @abc.abstractmethod
     def record(self):
         """A context manager inside which operations are recorded for differentiation."""
-        ...
 
     @abc.abstractmethod
-    def backward(self, loss) -> float:
+    def backprop(self, loss) -> None:
         """Back-propagate a scalar ``loss`` computed under :meth:`record`, **adding** the
-        gradient into every parameter that requires one; return ``float(loss)``."""
-        ...
+        gradient into every parameter that requires one."""
 
-    def no_grad(self):
-        """A context manager that stops recording."""
-        return contextlib.nullcontext()
+    def backward(self, fn, loaded: list) -> float:
+        tapes = [self] + [a for a in loaded if a is not self and isinstance(a, TapeBackend)]
+        with contextlib.ExitStack() as stack:
+            for ad in tapes:
+                stack.enter_context(ad.record())
+            loss = fn()
+            owner = next((ad for ad in tapes if ad.is_tensor(loss)), None)
+            if owner is None:
+                raise TypeError(
+                    f"the function given to d2p.backward returned {type(loss).__name__}; it "
+                    "must return a scalar native tensor (for example ops.sum(net(X)))"
+                )
+            size = int(np.prod(owner.param_shape(loss), dtype=np.int64))
+            if size != 1:
+                raise ValueError(
+                    f"d2p.backward needs a scalar loss, got a tensor of shape "
+                    f"{owner.param_shape(loss)}; reduce it first, e.g. ops.sum(...) or "
+                    "ops.mean(...)"
+                )
+            owner.backprop(loss)
+        return float(owner.to_numpy(loss).reshape(()))
 
-    @abc.abstractmethod
-    def sgd_update(self, param, buf, lr: float, momentum: float, weight_decay: float,
-                   dampening: float, nesterov: bool):
-        """One in-place SGD step on ``param`` from its accumulated gradient, PyTorch's
-        formula, with native tensor operations and without recording::
 
-            g = grad + weight_decay * p
-            if momentum: buf = g (first step) or momentum * buf + (1 - dampening) * g
-                         g = g + momentum * buf if nesterov else buf
-            p -= lr * g
-
-        ``buf`` is the native momentum buffer returned by the previous call (``None`` at
-        first). Returns the new buffer (``None`` without momentum)."""
-        ...
-
-    # -- operations for custom forwards (native tensors in and out) ---------------------------
-    @abc.abstractmethod
-    def relu(self, x):
-        ...
-
-    @abc.abstractmethod
-    def sigmoid(self, x):
-        ...
-
-    @abc.abstractmethod
-    def tanh(self, x):
-        ...
-
-    @abc.abstractmethod
-    def softmax(self, x, dim: int):
-        ...
-
-    @abc.abstractmethod
-    def matmul(self, a, b):
-        ...
-
-    @abc.abstractmethod
-    def transpose(self, x):
-        """Swap the two axes of a 2-D tensor (differentiable)."""
-        ...
-
-    @abc.abstractmethod
-    def mean(self, x, dim, keepdim: bool):
-        """Mean over ``dim`` (``None``: all axes)."""
-        ...
-
-    @abc.abstractmethod
-    def sum(self, x, dim, keepdim: bool):
-        """Sum over ``dim`` (``None``: all axes)."""
-        ...
-
-    @abc.abstractmethod
-    def reshape(self, x, shape: tuple):
-        ...
-
-    @abc.abstractmethod
-    def concat(self, tensors: list, dim: int):
-        ...
+def _declaring_package(cls) -> str:
+    """The package of the first class in ``cls``'s MRO that declares ``implementation``
+    (a backend's ``__init__.py``), against which the implementation path is resolved."""
+    for klass in cls.__mro__:
+        if "implementation" in klass.__dict__ and klass is not Backend:
+            module = sys.modules.get(klass.__module__)
+            if module is not None and hasattr(module, "__path__"):
+                return klass.__module__
+            return klass.__module__.rpartition(".")[0]
+    return cls.__module__

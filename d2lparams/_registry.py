@@ -2,9 +2,9 @@
 
 Rules (after einops' ``_backends.py``): a framework is never imported unless a backend is
 used, because it may be missing, heavy, or crash beside another one. Adapters are found
-through the entry-point group ``d2lparams.backends`` (the built-in four are declared there
-too) and only their small adapter module is imported to answer questions about them; the
-framework itself is imported by :meth:`Backend.load` on first use.
+through the entry-point group ``d2lparams.backends`` (the built-in ones are declared there
+too, in ``setup.cfg``) and only their metadata class is imported to answer questions about
+them; the framework itself is imported with the adapter's implementation on first use.
 """
 
 from __future__ import annotations
@@ -20,15 +20,6 @@ import threading
 from ._errors import BackendConflict, BackendNotAvailable
 
 ENTRY_POINT_GROUP = "d2lparams.backends"
-DEFAULT_ORDER = ("torch", "tensorflow", "paddle", "mxnet")
-
-# Used only when the distribution's metadata is absent (running from an unpacked source tree).
-_BUILTIN = {
-    "torch": "d2lparams.backends.torch:TorchBackend",
-    "tensorflow": "d2lparams.backends.tensorflow:TensorFlowBackend",
-    "mxnet": "d2lparams.backends.mxnet:MXNetBackend",
-    "paddle": "d2lparams.backends.paddle:PaddleBackend",
-}
 
 _lock = threading.RLock()
 _classes: dict | None = None  # name -> adapter class
@@ -42,28 +33,31 @@ _global_choice: str | None = None
 def _entry_points() -> dict:
     from importlib import metadata  # 15 ms: only when a backend is first looked up
 
-    found = {}
+    found: dict[str, str] = {}
     try:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            found[ep.name] = ep.value
+            found.setdefault(ep.name, ep.value)
     except Exception:  # broken metadata must not break import
         pass
-    for name, value in _BUILTIN.items():
-        found.setdefault(name, value)
     return found
 
 
 def _adapter_classes() -> dict:
+    """``{name: metadata class}`` of every registered backend (no framework imported)."""
     global _classes
+    if _classes is not None:
+        return _classes
     with _lock:
         if _classes is None:
             classes = {}
             for name, target in _entry_points().items():
                 module_name, _, attr = target.partition(":")
                 try:
-                    classes[name] = getattr(importlib.import_module(module_name), attr)
-                except Exception:  # a broken third-party plugin is reported on use
+                    cls = getattr(importlib.import_module(module_name), attr)
+                except Exception:  # a broken third-party plugin must not break the others
                     continue
+                if getattr(cls, "name", None) == name:
+                    classes[name] = cls
             _classes = classes
         return _classes
 
@@ -140,10 +134,10 @@ def _choice() -> str:
     env = _env_choice()
     if env is not None:
         return env
-    available = available_backends()
-    for name in DEFAULT_ORDER + tuple(sorted(available)):
-        if name in available:
-            return name
+    classes = _adapter_classes()
+    available = sorted(available_backends(), key=lambda n: (classes[n].default_priority, n))
+    if available:
+        return available[0]
     raise BackendNotAvailable(
         "no deep-learning framework is installed; install one, for example "
         'pip install "d2lparams[torch]" (extras: torch, tensorflow, mxnet, paddle, all)'
@@ -151,7 +145,9 @@ def _choice() -> str:
 
 
 def get_backend() -> str:
-    """The name of the backend new objects are built on (see the precedence in SPEC §1).
+    """The name of the backend new objects are built on: an explicit ``use_backend``, then
+    ``set_backend``, then ``D2LPARAMS_BACKEND``, then the first installed backend by each
+    backend's ``default_priority`` (torch, tensorflow, paddle, mxnet, ...).
 
     Examples:
         >>> import d2lparams as d2p
@@ -225,9 +221,8 @@ def adapter(name: str | None = None):
                 f'install it with: pip install "d2lparams[{cls.extra}]"'
             )
         _conflicts(cls)
-        inst = cls()
         try:
-            inst.load()
+            inst = cls.implementation_class()()
         except ImportError as exc:
             raise BackendNotAvailable(
                 f"backend {name!r}: importing {cls.framework_name} failed ({exc}); "
@@ -270,21 +265,28 @@ _type_backend: dict = {}
 
 
 def backend_of_type(obj) -> str | None:
-    """The backend a native tensor or model belongs to, from its type's module (no import)."""
+    """The backend a native tensor or model belongs to, from its type's module (no import).
+
+    Where several backends share a framework (a plugin built on a built-in adapter), a
+    loaded one is preferred, then the lowest ``default_priority``.
+    """
     kind = type(obj)
-    if kind in _type_backend:
-        return _type_backend[kind]
-    found = None
-    for klass in kind.__mro__:
-        root = (klass.__module__ or "").partition(".")[0]
-        for name, cls in _adapter_classes().items():
-            if root in cls.tensor_modules:
-                found = name
+    names = _type_backend.get(kind)
+    if names is None:
+        names = []
+        for klass in kind.__mro__:
+            root = (klass.__module__ or "").partition(".")[0]
+            names = [n for n, cls in _adapter_classes().items() if root in cls.tensor_modules]
+            if names:
                 break
-        if found:
-            break
-    _type_backend[kind] = found
-    return found
+        classes = _adapter_classes()
+        names.sort(key=lambda n: (classes[n].default_priority, n))
+        _type_backend[kind] = names
+    if len(names) > 1:
+        for name in names:
+            if name in _instances:
+                return name
+    return names[0] if names else None
 
 
 def backend_of_module(module: str) -> str | None:

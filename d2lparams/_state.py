@@ -13,6 +13,16 @@ in_forward: contextvars.ContextVar[int] = contextvars.ContextVar("d2p_in_forward
 tracer: contextvars.ContextVar[dict | None] = contextvars.ContextVar("d2p_tracer", default=None)
 
 
+def record_shape(module, out) -> None:
+    """While ``d2p.summary`` traces a network: note the shape of ``module``'s output."""
+    table = tracer.get()
+    if table is not None:
+        try:
+            table[id(module)] = "(" + ", ".join(str(int(s)) for s in tuple(out.shape)) + ")"
+        except (AttributeError, TypeError, ValueError):
+            table[id(module)] = "?"
+
+
 def check_not_recording(what) -> None:
     if recording.get():
         raise RuntimeError(

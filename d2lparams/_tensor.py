@@ -1,4 +1,4 @@
-"""Tensors and the portable random generator (SPEC §2)."""
+"""Tensors and the portable random generator."""
 
 from __future__ import annotations
 

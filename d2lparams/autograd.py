@@ -1,4 +1,9 @@
-"""Gradients with PyTorch's meaning on every backend (SPEC §7)."""
+"""Gradients with PyTorch's meaning on every backend.
+
+The entry point takes the *function* that computes the loss, not a loss value: a tape
+framework records it while it runs, a functional one (no tape) differentiates it. Either
+way the gradient is **added** into ``.grad``.
+"""
 
 from __future__ import annotations
 
@@ -28,28 +33,17 @@ def backward(fn, *, backend: str | None = None) -> float:
             f"d2p.backward takes a function returning a scalar loss, got {type(fn).__name__}; "
             "write d2p.backward(lambda: loss_fn(net(X), y))"
         )
-    chosen = _registry.adapter(backend) if backend is not None else None
-    adapters = [chosen] if chosen else (_registry.loaded_adapters() or [_registry.adapter()])
+    loaded = _registry.loaded_adapters()
+    if backend is not None or not loaded:
+        ad = _registry.adapter(backend)
+    else:  # the current backend if loaded; never import a framework just to differentiate
+        current = _registry.get_backend()
+        ad = next((a for a in loaded if a.name == current), loaded[0])
     token = _state.recording.set(_state.recording.get() + 1)
     try:
-        with contextlib.ExitStack() as stack:
-            for ad in adapters:
-                stack.enter_context(ad.record())
-            loss = fn()
-            owner = chosen or _owner(loss, adapters)
-            return owner.backward(loss)
+        return ad.backward(fn, loaded or [ad])
     finally:
         _state.recording.reset(token)
-
-
-def _owner(loss, adapters):
-    for ad in adapters:
-        if ad.is_tensor(loss):
-            return ad
-    raise TypeError(
-        f"the function given to d2p.backward returned {type(loss).__name__}; it must return a "
-        "scalar native tensor (for example ops.sum(net(X)))"
-    )
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""``d2lparams compare`` (the main job) and ``d2lparams doctor`` (SPEC §10)."""
+"""``d2lparams compare`` (the main job) and ``d2lparams doctor``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Initialization: one seed, the same weights in every framework (SPEC §6).
+"""Initialization: one seed, the same weights in every framework.
 
 Every function draws from the portable generator (NumPy) in the canonical layout and writes
 the result into the parameter in place, so ``d2p.seed(0); init.normal_(p, std=0.01)`` gives
@@ -21,24 +21,23 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import _registry
+from ._state import check_not_recording
 from ._tensor import generator
-from .nn.parameter import Parameter
+from .schemes import Scheme
 
 __all__ = [
-    "Initializer", "Scheme", "calculate_gain", "constant_", "default_scheme", "initialize_",
+    "Initializer", "Scheme", "calculate_gain", "fans", "constant_", "default_scheme", "initialize_",
     "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_", "reset_", "uniform_",
     "xavier_normal_", "xavier_uniform_", "zeros_",
 ]
 
 
-def _param(p, fn: str) -> Parameter:
-    if isinstance(p, Parameter):
+def _param(p, fn: str):
+    if getattr(p, "_d2p_parameter", False):
         return p
     hint = (
         "; for a module use net.apply(fn) with a function that initializes m.weight, "
@@ -49,15 +48,22 @@ def _param(p, fn: str) -> Parameter:
     raise TypeError(f"init.{fn} takes an nn.Parameter, got {type(p).__name__}{hint}")
 
 
-def _fans(p: Parameter, fn: str) -> tuple[int, int]:
-    shape = p.shape
+def fans(shape: tuple, fn: str = "fans") -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a canonical weight: ``(in, out)`` for a 2-D (Linear) weight;
+    PyTorch's ``(out, in/groups, kh, kw, ...)`` rule for more dimensions (a conv weight)."""
     if len(shape) < 2:
         raise ValueError(
             f"init.{fn} needs a parameter with at least 2 dimensions to compute fan_in and "
             f"fan_out, got shape {shape}; use uniform_, normal_ or constant_ for a bias"
         )
-    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-    return shape[0] * receptive, shape[1] * receptive
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _fans(p, fn: str) -> tuple[int, int]:
+    return fans(p.shape, fn)
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -86,20 +92,18 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     )
 
 
-def _draw(p: Parameter, array: np.ndarray) -> Parameter:
+def _draw(p, array: np.ndarray):
     p.set(np.asarray(array, dtype=np.float32))
     return p
 
 
-def _native(p: Parameter, kind: str, **spec) -> Parameter:
-    from ._state import check_not_recording
-
+def _native(p, kind: str, **spec):
     check_not_recording(p)
     p._adapter.init_native(p.native, kind, transposed=p._transposed, **spec)
     return p
 
 
-def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False) -> Parameter:
+def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False):
     """Fill with ``U(a, b)``."""
     p = _param(p, "uniform_")
     if not a <= b:
@@ -109,7 +113,7 @@ def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False) -> Para
     return _draw(p, generator().uniform(a, b, p.shape))
 
 
-def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False) -> Parameter:
+def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False):
     """Fill with ``N(mean, std²)``."""
     p = _param(p, "normal_")
     if std < 0:
@@ -119,7 +123,7 @@ def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False) -> 
     return _draw(p, generator().normal(mean, std, p.shape))
 
 
-def constant_(p, value: float, *, native: bool = False) -> Parameter:
+def constant_(p, value: float, *, native: bool = False):
     """Fill with ``value``."""
     p = _param(p, "constant_")
     if native:
@@ -127,17 +131,17 @@ def constant_(p, value: float, *, native: bool = False) -> Parameter:
     return _draw(p, np.full(p.shape, value))
 
 
-def zeros_(p, *, native: bool = False) -> Parameter:
+def zeros_(p, *, native: bool = False):
     """Fill with 0."""
     return constant_(p, 0.0, native=native)
 
 
-def ones_(p, *, native: bool = False) -> Parameter:
+def ones_(p, *, native: bool = False):
     """Fill with 1."""
     return constant_(p, 1.0, native=native)
 
 
-def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False) -> Parameter:
+def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False):
     """Glorot: ``U(±gain·√(6/(fan_in+fan_out)))``."""
     p = _param(p, "xavier_uniform_")
     fan_in, fan_out = _fans(p, "xavier_uniform_")
@@ -147,7 +151,7 @@ def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False) -> Parameter:
     return _draw(p, generator().uniform(-bound, bound, p.shape))
 
 
-def xavier_normal_(p, gain: float = 1.0, *, native: bool = False) -> Parameter:
+def xavier_normal_(p, gain: float = 1.0, *, native: bool = False):
     """Glorot: ``N(0, gain²·2/(fan_in+fan_out))``."""
     p = _param(p, "xavier_normal_")
     fan_in, fan_out = _fans(p, "xavier_normal_")
@@ -167,7 +171,7 @@ def _kaiming(p, a, mode, nonlinearity, fn):
 
 
 def kaiming_uniform_(p, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     *, native: bool = False) -> Parameter:
+                     *, native: bool = False):
     """He: ``U(±gain·√(3/fan))``."""
     p, fan, gain, fan_in, fan_out, a = _kaiming(p, a, mode, nonlinearity, "kaiming_uniform_")
     if native:
@@ -178,7 +182,7 @@ def kaiming_uniform_(p, a: float = 0, mode: str = "fan_in", nonlinearity: str = 
 
 
 def kaiming_normal_(p, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    *, native: bool = False) -> Parameter:
+                    *, native: bool = False):
     """He: ``N(0, gain²/fan)``."""
     p, fan, gain, fan_in, fan_out, a = _kaiming(p, a, mode, nonlinearity, "kaiming_normal_")
     if native:
@@ -209,7 +213,7 @@ class Initializer:
         raise TypeError(f"{type(self).__name__} must implement __call__(self, shape, rng)")
 
 
-def initialize_(p, initializer: Initializer) -> Parameter:
+def initialize_(p, initializer: Initializer):
     """Fill ``p`` with ``initializer(p.shape, rng)``; a wrong shape changes nothing."""
     p = _param(p, "initialize_")
     if not isinstance(initializer, Initializer):
@@ -226,7 +230,9 @@ def initialize_(p, initializer: Initializer) -> Parameter:
     return _draw(p, value)
 
 
-def _apply_init(p: Parameter, how) -> Parameter:
+def apply_init(p, how):
+    """Apply a ``weight_init`` / ``bias_init`` argument: an :class:`Initializer`, a number,
+    or a function ``f(parameter)``."""
     if isinstance(how, Initializer):
         return initialize_(p, how)
     if isinstance(how, (int, float)) and not isinstance(how, bool):
@@ -240,69 +246,30 @@ def _apply_init(p: Parameter, how) -> Parameter:
     )
 
 
-@dataclass(frozen=True)
-class Scheme:
-    """A framework's default initialization of a Linear layer.
-
-    ``weight(shape, fan_in, rng)`` and ``bias(shape, fan_in, rng)`` draw canonical arrays.
-    """
-
-    name: str
-    weight_description: str
-    bias_description: str
-    weight: Callable
-    bias: Callable
-
-    def __str__(self) -> str:
-        return f"{self.name}: weight {self.weight_description}, bias {self.bias_description}"
-
-
-def _u(bound_fn):
-    return lambda shape, fan_in, fan_out, rng: rng.uniform(
-        -bound_fn(fan_in, fan_out), bound_fn(fan_in, fan_out), shape
-    )
-
-
-def _zeros(shape, fan_in, fan_out, rng):
-    return np.zeros(shape)
-
-
-_GLOROT = _u(lambda fi, fo: math.sqrt(6.0 / (fi + fo)))
-_TORCH = _u(lambda fi, fo: 1.0 / math.sqrt(fi))
-
-#: each framework's own default for a Linear/Dense layer (see FRAMEWORKS.md)
-SCHEMES = {
-    "torch": Scheme("torch", "U(±1/√fan_in)", "U(±1/√fan_in)", _TORCH, _TORCH),
-    "tensorflow": Scheme("tensorflow", "Glorot uniform U(±√(6/(fan_in+fan_out)))", "zeros",
-                         _GLOROT, _zeros),
-    "mxnet": Scheme("mxnet", "U(±0.07)", "zeros", _u(lambda fi, fo: 0.07), _zeros),
-    "paddle": Scheme("paddle", "Xavier uniform U(±√(6/(fan_in+fan_out)))", "zeros",
-                     _GLOROT, _zeros),
-}
-
-
 def default_scheme(backend: str | None = None) -> Scheme:
-    """The default initialization of ``backend``'s Linear layer (current backend if omitted).
+    """The default initialization of ``backend``'s layers (current backend if omitted), as
+    the backend declares it.
 
     Examples:
         >>> from d2lparams import init
         >>> print(init.default_scheme("mxnet"))
         mxnet: weight U(±0.07), bias zeros
     """
-    name = backend.strip().lower() if isinstance(backend, str) else backend
-    if name not in SCHEMES:
-        name = _registry.canonical_name(backend) if backend else _registry.get_backend()
-    if name not in SCHEMES:
-        raise ValueError(f"no default scheme is known for backend {name!r}; known: {sorted(SCHEMES)}")
-    return SCHEMES[name]
+    cls = _registry.adapter_class(backend if backend is not None else _registry.get_backend())
+    scheme = cls.default_init
+    if scheme is None:
+        raise ValueError(f"backend {cls.name!r} declares no default initialization scheme")
+    return scheme if scheme.name == cls.name else scheme.renamed(cls.name)
 
 
 def reset_(module, scheme: str | Scheme | None = None):
-    """Re-initialize every Linear under ``module`` with a framework's default scheme,
-    drawn from the portable generator (so it is the same on every backend).
+    """Re-initialize every layer with weights under ``module`` (Linear, ...) with a
+    backend's default scheme, drawn from the portable generator (so it is the same on every
+    backend). ``scheme`` is a backend name (any registered one) or a :class:`Scheme`; the
+    module's own backend when omitted.
 
     Raises:
-        ValueError: ``module`` holds no Linear layer (nothing would change).
+        ValueError: ``module`` holds no layer with weights (nothing would change).
 
     Examples:
         >>> import d2lparams as d2p
@@ -312,20 +279,24 @@ def reset_(module, scheme: str | Scheme | None = None):
         >>> float(abs(net[0].bias.numpy()).max())
         0.0
     """
-    from .nn.layers import Linear
-
     if not isinstance(scheme, Scheme):
         scheme = default_scheme(scheme if scheme is not None else module.backend)
-    linears = [m for m in module.modules() if isinstance(m, Linear)]
-    if not linears:
+    layers = [m for m in module.modules() if getattr(type(m), "_kind", None) in _WEIGHTED]
+    if not layers:
         raise ValueError(
-            f"init.reset_ found no nn.Linear in {type(module).__name__}; nothing to initialize"
+            f"init.reset_ found no nn.Linear (nor another layer with weights) in "
+            f"{type(module).__name__}; nothing to initialize"
         )
     rng = generator()
-    for lin in linears:
-        w = lin.weight
-        fan_in, fan_out = w.shape
-        _draw(w, scheme.weight(w.shape, fan_in, fan_out, rng))
-        if lin.bias is not None:
-            _draw(lin.bias, scheme.bias(lin.bias.shape, fan_in, fan_out, rng))
+    for layer in layers:
+        weight_rule, bias_rule = scheme.rule(layer._kind)
+        w = layer.weight
+        fan_in, fan_out = fans(w.shape)
+        _draw(w, weight_rule(w.shape, fan_in, fan_out, rng))
+        if layer.bias is not None:
+            _draw(layer.bias, bias_rule(layer.bias.shape, fan_in, fan_out, rng))
     return module
+
+
+#: layer kinds whose weight and bias follow a framework's default scheme
+_WEIGHTED = ("linear",)

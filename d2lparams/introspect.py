@@ -1,5 +1,4 @@
-"""Looking into a network: summary, tied groups, native names, and wrapping native models
-(SPEC §5)."""
+"""Looking into a network: summary, tied groups, native names, and wrapping native models."""
 
 from __future__ import annotations
 
@@ -49,13 +48,6 @@ def native_names(net: Module) -> OrderedDict[str, str]:
 
 
 # -- summary ------------------------------------------------------------------------------------
-def _shape_text(x) -> str:
-    try:
-        return "(" + ", ".join(str(int(s)) for s in tuple(x.shape)) + ")"
-    except Exception:
-        return "?"
-
-
 def summary(net: Module, input_shape) -> str:
     """A table of every module (name, type, output shape, parameters, tied with), with
     totals; the same text on every backend.
@@ -104,12 +96,6 @@ def summary(net: Module, input_shape) -> str:
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
     text.append(f"Trainable parameters: {trainable:,}")
     return "\n".join(text)
-
-
-def record_output(module, out) -> None:
-    table = _state.tracer.get()
-    if table is not None:
-        table[id(module)] = _shape_text(out)
 
 
 # -- wrap ---------------------------------------------------------------------------------------
@@ -168,6 +154,7 @@ def _wrap(ad, native, memo: dict) -> Module:
         module.__dict__.update(
             _in_features=options.get("in_features"), out_features=options["out_features"],
             use_bias=bool(options.get("bias", True)), _native=native, _pending_init=None,
+            _options=dict(options),
         )
     elif kind in layers._STATELESS:
         cls = layers._STATELESS[kind]

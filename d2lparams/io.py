@@ -1,4 +1,4 @@
-"""Saving and porting checkpoints across frameworks (SPEC §9).
+"""Saving and porting checkpoints across frameworks.
 
 A checkpoint is a safetensors file with canonical names and the canonical ``(in, out)``
 layout, so a file saved from a network on one backend loads into the same architecture on
@@ -21,6 +21,7 @@ from typing import TypeVar
 import numpy as np
 
 from ._errors import StateDictError
+from .introspect import tied_parameters
 from .nn.module import Module
 
 FORMAT = "d2lparams"
@@ -51,8 +52,6 @@ def save(module_or_state_dict, path) -> str:
 
     path = _path(path)
     if isinstance(module_or_state_dict, Module):
-        from .introspect import tied_parameters
-
         module = module_or_state_dict
         state = module.state_dict()
         tied = tied_parameters(module)

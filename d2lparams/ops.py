@@ -34,44 +34,54 @@ def _adapter_of(*xs):
     )
 
 
+def _call(name: str, *args, **options):
+    """Apply the backend's native ``name`` to tensors/Parameters ``args`` (positional)."""
+    return _adapter_of(*args).op(name)(*(_unwrap(a) for a in args), *options.values())
+
+
 def relu(x):
     """``max(x, 0)``."""
-    return _adapter_of(x).relu(_unwrap(x))
+    return _call("relu", x)
 
 
 def sigmoid(x):
     """``1 / (1 + exp(-x))``."""
-    return _adapter_of(x).sigmoid(_unwrap(x))
+    return _call("sigmoid", x)
 
 
 def tanh(x):
     """``tanh(x)``."""
-    return _adapter_of(x).tanh(_unwrap(x))
+    return _call("tanh", x)
 
 
 def softmax(x, dim: int = -1):
     """Softmax over ``dim``."""
-    return _adapter_of(x).softmax(_unwrap(x), dim)
+    return _call("softmax", x, dim=dim)
 
 
 def matmul(a, b):
     """Matrix product ``a @ b``."""
-    return _adapter_of(a, b).matmul(_unwrap(a), _unwrap(b))
+    return _call("matmul", a, b)
+
+
+def transpose(x, dim0: int = 0, dim1: int = 1):
+    """``x`` with axes ``dim0`` and ``dim1`` swapped."""
+    return _call("transpose", x, dim0=dim0, dim1=dim1)
 
 
 def mean(x, dim=None, keepdim: bool = False):
     """Mean over ``dim`` (all axes when ``None``)."""
-    return _adapter_of(x).mean(_unwrap(x), dim, keepdim)
+    return _call("mean", x, dim=dim, keepdim=keepdim)
 
 
 def sum(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
     """Sum over ``dim`` (all axes when ``None``)."""
-    return _adapter_of(x).sum(_unwrap(x), dim, keepdim)
+    return _call("sum", x, dim=dim, keepdim=keepdim)
 
 
 def reshape(x, shape):
     """``x`` with a new shape (one axis may be ``-1``)."""
-    return _adapter_of(x).reshape(_unwrap(x), tuple(shape))
+    return _call("reshape", x, shape=tuple(shape))
 
 
 def concat(tensors, dim: int = 0):
@@ -79,7 +89,7 @@ def concat(tensors, dim: int = 0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concat takes a non-empty list of tensors")
-    return _adapter_of(*tensors).concat([_unwrap(t) for t in tensors], dim)
+    return _adapter_of(*tensors).op("concat")([_unwrap(t) for t in tensors], dim)
 
 
 cat = concat

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import html
 
-COLORS = {"torch": "#ee4c2c", "tensorflow": "#ff8f00", "mxnet": "#1f77b4", "paddle": "#2e7d32"}
+from . import _registry
+
+
+def _color(name: str) -> str:
+    """The colour a backend declares for plots (black for the NumPy reference)."""
+    try:
+        return _registry.adapter_class(name).color
+    except (KeyError, ValueError, TypeError):
+        return "#000"
 
 
 def _svg_histogram(title: str, subtitle: str, data: dict) -> str:
@@ -51,7 +59,7 @@ def _svg_losses(curves: dict) -> str:
             f"{pad + k * (w - 2 * pad) / max(1, n - 1):.1f},"
             f"{h - pad - (math.log10(max(v, 1e-30)) - lo) / (hi - lo) * (h - 2 * pad):.1f}"
             for k, v in enumerate(curve))
-        color = COLORS.get(name, "#000")
+        color = _color(name)
         dash = ' stroke-dasharray="6 4"' if name == "NumPy reference" else ""
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{pts}"/>')
         parts.append(f'<text x="{w - pad - 110}" y="{30 + 14 * i}" font-size="11" fill="{color}">'

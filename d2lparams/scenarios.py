@@ -240,12 +240,10 @@ def optimizer_groups():
 
 def native_defaults():
     """The framework's own default initialization of Linear(300, 300) against its formula."""
-    from .init import default_scheme
-
     seed(0)
     lin = nn.Linear(300, 300)
     w = lin.weight.numpy().ravel()
-    scheme = default_scheme(lin.backend)
+    scheme = init.default_scheme(lin.backend)
     rng = np.random.default_rng(0)
     ref = scheme.weight((300, 300), 300, 300, rng).ravel()
     bound = float(np.abs(ref).max())

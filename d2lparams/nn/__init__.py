@@ -1,4 +1,4 @@
-"""Neutral modules: build a network once, run it on any backend (SPEC §3)."""
+"""Neutral modules: build a network once, run it on any backend."""
 
 from .. import ops as functional
 from .layers import (

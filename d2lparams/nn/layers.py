@@ -6,7 +6,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import _state
 from .._errors import DeferredInitializationError
+from ..init import apply_init
 from .module import Module
 from .parameter import Parameter
 
@@ -19,12 +21,69 @@ def _positive_int(value, what: str, allow_none: bool = False) -> int | None:
     return int(value)
 
 
-class Linear(Module):
+class _Layer(Module):
+    """A built-in layer: one native layer of the framework (``adapter.layer(kind)``), whose
+    parameters and buffers the adapter reports under PyTorch's names."""
+
+    _kind = ""
+    #: members of ``layer_state`` that are buffers (non-trainable state), not parameters
+    _buffer_names: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} overrides forward() of the built-in layer "
+                f"{cls.__mro__[1].__name__}, whose native layer would ignore it (the "
+                "framework's own tools call the native layer); subclass nn.Module instead "
+                "and hold the built-in layer as a child"
+            )
+
+    def _build(self, **options) -> None:
+        self.__dict__["_options"] = options
+        self.__dict__["_native"] = self._adapter.layer(self._kind, **options)
+
+    def _state(self) -> dict:
+        state = self._adapter.layer_state(self.native, self._kind)
+        if state is None:
+            raise DeferredInitializationError(
+                f"{self._unbuilt_text()} has no parameters yet: its input size is learnt at "
+                "the first call. Call the network once on an input (net(X)) or use "
+                "net.materialize(input_shape) before touching them"
+            )
+        return state
+
+    def _unbuilt_text(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _local_parameters(self):
+        return OrderedDict(
+            (name, Parameter._view(self._adapter, member, self._transposed(name)))
+            for name, member in self._state().items() if name not in self._buffer_names
+        )
+
+    def _local_buffers(self):
+        return OrderedDict(
+            (name, member) for name, member in self._state().items() if name in self._buffer_names
+        )
+
+    def _transposed(self, name: str) -> bool:
+        return False
+
+    def forward(self, X):
+        return self(X)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self._options.items())
+
+
+class Linear(_Layer):
     """``y = X @ weight + bias`` with ``weight`` of canonical shape ``(in, out)``.
 
     ``in_features=None`` (or :func:`LazyLinear`) learns the input size at the first call.
     Construction uses the framework's own default initialisation; ``weight_init`` /
-    ``bias_init`` (an ``init.Initializer`` or a function ``f(parameter)``) replace it.
+    ``bias_init`` (an ``init.Initializer``, a number, or a function ``f(parameter)``)
+    replace it.
 
     Examples:
         >>> import d2lparams as d2p
@@ -32,6 +91,8 @@ class Linear(Module):
         >>> lin.weight.shape, lin.weight.native_shape
         ((4, 8), (8, 4))
     """
+
+    _kind = "linear"
 
     def __init__(self, in_features, out_features, bias: bool = True, weight_init=None,
                  bias_init=None, *, backend: str | None = None) -> None:
@@ -44,7 +105,7 @@ class Linear(Module):
         d["_in_features"] = in_features
         d["out_features"] = out_features
         d["use_bias"] = bool(bias)
-        d["_native"] = self._adapter.linear(in_features, out_features, bool(bias))
+        self._build(in_features=in_features, out_features=out_features, bias=bool(bias))
         d["_pending_init"] = (weight_init, bias_init) if (weight_init or bias_init) else None
         if in_features is not None:
             self._apply_pending_init()
@@ -52,50 +113,49 @@ class Linear(Module):
     @property
     def in_features(self) -> int | None:
         if self._in_features is None:
-            weight, _ = self._adapter.linear_parameters(self.native)
-            if weight is not None:
+            if self._adapter.layer_state(self.native, "linear") is not None:
                 self.__dict__["_in_features"] = self.weight.shape[0]
         return self._in_features
+
+    def _transposed(self, name: str) -> bool:
+        return name == "weight" and self._adapter.linear_weight_transposed
+
+    def _fans(self) -> tuple[int, int]:
+        fan_in, fan_out = self.weight.shape
+        return fan_in, fan_out
 
     def _apply_pending_init(self) -> None:
         pending = self.__dict__.get("_pending_init")
         if pending is None:
             return
         self.__dict__["_pending_init"] = None
-        from ..init import _apply_init
-
         weight_init, bias_init = pending
         if weight_init is not None:
-            _apply_init(self.weight, weight_init)
+            apply_init(self.weight, weight_init)
         bias = self.bias
         if bias_init is not None and bias is not None:
-            _apply_init(bias, bias_init)
-
-    def _natives(self):
-        weight, bias = self._adapter.linear_parameters(self.native)
-        if weight is None:
-            raise DeferredInitializationError(
-                f"Linear(in_features=None, out_features={self.out_features}) has no parameters "
-                "yet: its input size is learnt at the first call. Call the network once on an "
-                "input (net(X)) or use net.materialize(input_shape) before touching them"
-            )
-        return weight, bias
+            apply_init(bias, bias_init)
 
     @property
     def weight(self) -> Parameter:
-        weight, _ = self._natives()
-        return Parameter._view(self._adapter, weight, self._adapter.linear_weight_transposed)
+        return Parameter._view(self._adapter, self._state()["weight"],
+                               self._adapter.linear_weight_transposed)
 
     @property
     def bias(self) -> Parameter | None:
-        _, bias = self._natives()
+        bias = self._state().get("bias")
         return None if bias is None else Parameter._view(self._adapter, bias)
 
-    def _local_parameters(self):
-        out = OrderedDict(weight=self.weight)
-        if self.use_bias:
-            out["bias"] = self.bias
-        return out
+    def _explain_input(self, shape: tuple) -> str | None:
+        if self.in_features is None or not shape or shape[-1] == self.in_features:
+            return None
+        return (
+            f"expects inputs whose last axis has {self.in_features} features (its first "
+            f"Linear is Linear(in_features={self.in_features}, out_features="
+            f"{self.out_features})), got an input of shape {shape}; pass X of shape (batch, "
+            f"{self.in_features}), or build the first layer as nn.LazyLinear("
+            f"{self.out_features}) to take any input size"
+        )
 
     def __setattr__(self, name, value):
         if name in ("weight", "bias"):
@@ -111,14 +171,14 @@ class Linear(Module):
             self._apply_pending_init()
         return out
 
-    def forward(self, X):
-        return self(X)
-
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.use_bias}"
         )
+
+    def _unbuilt_text(self) -> str:
+        return f"Linear(in_features=None, out_features={self.out_features})"
 
 
 def LazyLinear(out_features, bias: bool = True, weight_init=None, bias_init=None, *,
@@ -134,19 +194,13 @@ def LazyLinear(out_features, bias: bool = True, weight_init=None, bias_init=None
     return Linear(None, out_features, bias, weight_init, bias_init, backend=backend)
 
 
-class _Stateless(Module):
-    _kind = ""
-
+class _Stateless(_Layer):
     def __init__(self, *, backend: str | None = None, **options) -> None:
         super().__init__(backend=backend)
-        self.__dict__["_options"] = options
-        self.__dict__["_native"] = self._adapter.activation(self._kind, **options)
+        self._build(**options)
 
-    def forward(self, X):
-        return self(X)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self._options.items())
+    def _state(self) -> dict:
+        return {}
 
 
 class ReLU(_Stateless):
@@ -190,7 +244,7 @@ class Flatten(_Stateless):
     _kind = "flatten"
 
 
-class Dropout(Module):
+class Dropout(_Stateless):
     """Zeroes each entry with probability ``p`` in training mode (the rest scaled by
     ``1/(1-p)``); the identity in inference mode (``eval()``). Draws from the framework's RNG.
 
@@ -201,21 +255,16 @@ class Dropout(Module):
         [1.0, 1.0, 1.0]
     """
 
+    _kind = "dropout"
+
     def __init__(self, p: float = 0.5, *, backend: str | None = None) -> None:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"Dropout p must be a probability in [0, 1), got {p!r}")
-        super().__init__(backend=backend)
+        super().__init__(backend=backend, p=float(p))
         self.__dict__["p"] = float(p)
-        self.__dict__["_native"] = self._adapter.dropout(float(p))
-
-    def forward(self, X):
-        return self(X)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
-class BatchNorm1d(Module):
+class BatchNorm1d(_Layer):
     """Batch normalization over axis 1 with PyTorch's meaning on every backend: parameters
     ``weight`` and ``bias``; buffers ``running_mean`` and ``running_var``, updated in the
     forward pass in training mode (``running = (1-momentum)·running + momentum·batch``,
@@ -228,6 +277,9 @@ class BatchNorm1d(Module):
         ['running_mean', 'running_var']
     """
 
+    _kind = "batch_norm"
+    _buffer_names = ("running_mean", "running_var")
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
                  backend: str | None = None) -> None:
         num_features = int(_positive_int(num_features, "BatchNorm1d num_features") or 0)
@@ -238,36 +290,23 @@ class BatchNorm1d(Module):
         super().__init__(backend=backend)
         d = self.__dict__
         d.update(num_features=num_features, eps=float(eps), momentum=float(momentum))
-        d["_native"] = self._adapter.batch_norm(num_features, float(eps), float(momentum))
-
-    def _state(self):
-        return self._adapter.batch_norm_state(self.native)
+        self._build(num_features=num_features, eps=float(eps), momentum=float(momentum))
 
     @property
     def weight(self) -> Parameter:
-        return Parameter._view(self._adapter, self._state()[0])
+        return self._local_parameters()["weight"]
 
     @property
     def bias(self) -> Parameter:
-        return Parameter._view(self._adapter, self._state()[1])
+        return self._local_parameters()["bias"]
 
     @property
     def running_mean(self):
-        return self._adapter.buffer_tensor(self._state()[2])
+        return self._adapter.buffer_tensor(self._state()["running_mean"])
 
     @property
     def running_var(self):
-        return self._adapter.buffer_tensor(self._state()[3])
-
-    def _local_parameters(self):
-        return OrderedDict(weight=self.weight, bias=self.bias)
-
-    def _local_buffers(self):
-        state = self._state()
-        return OrderedDict(running_mean=state[2], running_var=state[3])
-
-    def forward(self, X):
-        return self(X)
+        return self._adapter.buffer_tensor(self._state()["running_var"])
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -288,12 +327,11 @@ class Sequential(Module):
         if modules and backend is None and isinstance(modules[0], Module):
             backend = modules[0].backend
         super().__init__(backend=backend)
-        self.__dict__["_native"] = self._adapter.sequential()
+        # a subclass with its own forward gets a native module that runs that forward
+        if type(self).forward is Sequential.forward:
+            self.__dict__["_native"] = self._adapter.container("sequential")
         for module in modules:
             self.append(module)
-
-    def _register_child(self, name, module):
-        self._adapter.sequential_append(self.native, name, module.native)
 
     def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end under the name ``str(len(self))``."""
@@ -334,11 +372,12 @@ class Sequential(Module):
         return X
 
     def _traced_call(self, args):
-        from ..introspect import record_output
-
         out = self.forward(*args)  # through the children, so that each one is traced
-        record_output(self, out)
+        _state.record_shape(self, out)
         return out
+
+    def _explain_input(self, shape: tuple) -> str | None:
+        return self[0]._explain_input(shape) if len(self) else None
 
 
 class ModuleList(Module):
@@ -356,7 +395,8 @@ class ModuleList(Module):
         if modules and backend is None and isinstance(modules[0], Module):
             backend = modules[0].backend
         super().__init__(backend=backend)
-        self.__dict__["_native"] = self._adapter.module_list()
+        if type(self).forward is ModuleList.forward:
+            self.__dict__["_native"] = self._adapter.container("list")
         for module in modules:
             self.append(module)
 

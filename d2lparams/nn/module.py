@@ -1,4 +1,4 @@
-"""``nn.Module``: the neutral module tree, mirrored onto one native module tree (SPEC §3, §5)."""
+"""``nn.Module``: the neutral module tree, mirrored onto one native module tree."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import _registry, _state
 from .._errors import StateDictError
-from .._tensor import as_array
+from .._tensor import as_array, zeros
+from ..autograd import no_grad
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -58,7 +59,7 @@ class Module:
 
     # -- the native side ---------------------------------------------------------------------
     def _make_native(self):
-        return self._adapter.custom(self)
+        return self._adapter.container("custom", self)
 
     @property
     def native(self):
@@ -154,7 +155,7 @@ class Module:
         self.add_module(name, module)
 
     def _register_child(self, name: str, module: Module) -> None:
-        self._adapter.register_child(self.native, name, module.native)
+        self._adapter.register(self.native, name, module.native, "child")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` under ``name`` (as assigning ``self.name = param`` does)."""
@@ -168,7 +169,7 @@ class Module:
         self._check_same_backend(param, f"parameter {name!r}")
         if name in self._modules or name in self._buffers:
             raise KeyError(f"attribute {name!r} already holds a module or buffer")
-        self._adapter.register_parameter(self.native, name, param.native)
+        self._adapter.register(self.native, name, param.native, "parameter")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, value) -> None:
@@ -185,10 +186,10 @@ class Module:
                     f"buffer {name!r} has shape {tuple(self._adapter.param_shape(buf))}, "
                     f"got a value of shape {array.shape}"
                 )
-            self._adapter.param_set(buf, array)
+            self._adapter.assign(buf, array)
             return
-        buf = self._adapter.create_buffer(array)
-        self._adapter.register_buffer(self.native, name, buf)
+        buf = self._adapter.create_parameter(array, buffer=True)
+        self._adapter.register(self.native, name, buf, "buffer")
         self._buffers[name] = buf
 
     # -- local members (built-in layers derive them from the native module) ------------------
@@ -230,37 +231,23 @@ class Module:
         try:
             return ad.call(d["_native"] or self.native, args, d["training"])
         except Exception as exc:
-            self._diagnose_input(args, exc)
+            # only on failure: turn a framework's shape error into one that says the fix
+            problem = None
+            if len(args) == 1:
+                problem = self._explain_input(tuple(int(s) for s in getattr(args[0], "shape", ())))
+            if problem:
+                raise ValueError(f"{type(self).__name__} {problem}") from exc
             raise
 
-    def _diagnose_input(self, args, exc) -> None:
-        """Turn a framework's shape error at the first layer into one that says the fix."""
-        from .layers import Linear, Sequential
-
-        if len(args) != 1:
-            return
-        first: Module | None = self
-        while isinstance(first, Sequential) and len(first):
-            first = first[0]  # the layer the input reaches first
-        if not isinstance(first, Linear):
-            return
-        shape = tuple(int(s) for s in getattr(args[0], "shape", ()))
-        if first is None or first.in_features is None or not shape:
-            return
-        if shape[-1] != first.in_features:
-            raise ValueError(
-                f"{type(self).__name__} expects inputs whose last axis has {first.in_features} "
-                f"features (its first Linear is Linear(in_features={first.in_features}, "
-                f"out_features={first.out_features})), got an input of shape {shape}; pass "
-                f"X of shape (batch, {first.in_features}), or build the first layer as "
-                f"nn.LazyLinear({first.out_features}) to take any input size"
-            ) from exc
+    def _explain_input(self, shape: tuple) -> str | None:
+        """Why an input of ``shape`` does not fit this module (``None``: no known reason).
+        Layers with an input contract say it; containers ask the layer the input reaches
+        first."""
+        return None
 
     def _traced_call(self, args):
-        from ..introspect import record_output
-
         out = self._adapter.call(self.native, args, self.training)
-        record_output(self, out)
+        _state.record_shape(self, out)
         return out
 
     def _native_forward(self, *args):
@@ -392,9 +379,6 @@ class Module:
     def _probe(self, input_shape):
         """One call on zeros of ``input_shape`` in inference mode, without recording; every
         module's mode is restored afterwards (BatchNorm statistics stay untouched)."""
-        from .._tensor import zeros
-        from ..autograd import no_grad
-
         shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
         modes = [(m, m.training) for m in self.modules()]
         self.eval()
@@ -424,7 +408,7 @@ class Module:
         """Copies of every parameter and buffer under every name, canonical layout."""
         out = OrderedDict()
         for name, (member, is_param) in self._state_targets().items():
-            out[name] = member.numpy() if is_param else self._adapter.param_get(member)
+            out[name] = member.numpy() if is_param else self._adapter.to_numpy(member)
         return out
 
     def load_state_dict(self, state, strict: bool = True) -> IncompatibleKeys:
@@ -486,7 +470,7 @@ class Module:
             if is_param:
                 member._write(array)
             else:
-                self._adapter.param_set(member, array)
+                self._adapter.assign(member, array)
         return IncompatibleKeys(missing, unexpected)
 
     # -- text --------------------------------------------------------------------------------

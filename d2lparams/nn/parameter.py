@@ -1,4 +1,4 @@
-"""``nn.Parameter``: one neutral view over a framework's own parameter (SPEC §4)."""
+"""``nn.Parameter``: one neutral view over a framework's own parameter."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ class Parameter:
         For a parameter the framework stores transposed, the copy is the transposed view of
         a fresh native-layout copy (Fortran order): one memory copy instead of a transposing
         one, and writing it back with ``set`` / ``load_state_dict`` is again a plain copy."""
-        return self._canonical(self._adapter.param_get(self._native))
+        return self._canonical(self._adapter.to_numpy(self._native))
 
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
@@ -126,13 +126,13 @@ class Parameter:
 
     @property
     def requires_grad(self) -> bool:
-        return bool(self._adapter.param_requires_grad(self._native))
+        return bool(self._adapter.requires_grad(self._native))
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"requires_grad takes True or False, got {flag!r}")
-        self._adapter.param_set_requires_grad(self._native, bool(flag))
+        self._adapter.requires_grad(self._native, bool(flag))
 
     def requires_grad_(self, flag: bool = True) -> Parameter:
         """Set ``requires_grad`` and return the parameter (PyTorch's spelling)."""
@@ -141,12 +141,12 @@ class Parameter:
 
     def zero_grad(self) -> None:
         """Drop the accumulated gradient (``grad`` is ``None`` again)."""
-        self._adapter.param_zero_grad(self._native)
+        self._adapter.zero_grad(self._native)
 
     # -- writing -----------------------------------------------------------------------------
     def _write(self, canonical: np.ndarray) -> None:
         value = np.asarray(canonical, dtype=np.float32)
-        self._adapter.param_set(self._native, self._native_layout(value))
+        self._adapter.assign(self._native, self._native_layout(value))
 
     def _checked(self, value, what: str) -> np.ndarray:
         try:
@@ -201,7 +201,7 @@ class Parameter:
     def value(self):
         """The native differentiable tensor in the canonical layout."""
         v = self._adapter.param_value(self._native)
-        return self._adapter.transpose(v) if self._transposed else v
+        return self._adapter.op("transpose")(v, 0, 1) if self._transposed else v
 
     def __add__(self, other):
         return self.value() + _operand(other)
@@ -228,10 +228,10 @@ class Parameter:
         return _operand(other) / self.value()
 
     def __matmul__(self, other):
-        return self._adapter.matmul(self.value(), _operand(other))
+        return self._adapter.op("matmul")(self.value(), _operand(other))
 
     def __rmatmul__(self, other):
-        return self._adapter.matmul(_operand(other), self.value())
+        return self._adapter.op("matmul")(_operand(other), self.value())
 
     def __neg__(self):
         return -self.value()

@@ -1,4 +1,4 @@
-"""Optimizers with PyTorch's meaning on every backend (SPEC §8).
+"""Optimizers with PyTorch's meaning on every backend.
 
 A param group's ``lr`` and ``momentum`` are absolute, as in PyTorch (paddle and mxnet
 natively treat a group's rate as a multiplier; keras has no groups). The update is
@@ -176,13 +176,40 @@ class SGD(Optimizer):
             lr, mom, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
             damp, nesterov = float(group["dampening"]), bool(group["nesterov"])
             for p in group["params"]:
-                ad = p._adapter
-                if not ad.param_requires_grad(p.native) or not ad.param_has_grad(p.native):
+                ad, native = p._adapter, p.native
+                if not ad.requires_grad(native):
                     continue
-                entry = self.state.setdefault(id(p.native), {"momentum_buffer": None})
-                entry["momentum_buffer"] = ad.sgd_update(
-                    p.native, entry["momentum_buffer"], lr, mom, wd, damp, nesterov
-                )
+                grad = ad.grad_tensor(native)
+                if grad is None:
+                    continue
+                entry = self.state.setdefault(id(native), {"momentum_buffer": None})
+                with ad.no_grad():
+                    direction, entry["momentum_buffer"] = sgd_direction(
+                        grad, ad.param_value(native), entry["momentum_buffer"], mom, wd, damp,
+                        nesterov)
+                    ad.subtract_(native, direction * lr)
+
+
+def sgd_direction(grad, value, buf, momentum: float, weight_decay: float, dampening: float,
+                  nesterov: bool):
+    """PyTorch's SGD direction from native tensors (any framework: operators only)::
+
+        g = grad + weight_decay * p
+        if momentum: buf = g (first step) or momentum * buf + (1 - dampening) * g
+                     g = g + momentum * buf if nesterov else buf
+
+    Returns ``(g, buf)``; the step is ``p -= lr * g``. ``buf`` never aliases ``grad``.
+    """
+    g = grad + value * weight_decay if weight_decay else grad
+    if momentum:
+        if buf is None:
+            buf = g * 1.0  # a copy: the gradient's storage keeps accumulating
+        elif dampening:
+            buf = buf * momentum + g * (1.0 - dampening)
+        else:
+            buf = buf * momentum + g
+        g = g + buf * momentum if nesterov else buf
+    return g, buf
 
 
 from . import lr_scheduler  # noqa: E402,F401  (optim.lr_scheduler)

@@ -1,0 +1,93 @@
+"""MXNet Gluon backend (mxnet 1.9.1, legacy ``mx.nd`` API).
+
+Quirks absorbed by the adapter:
+    * import: mxnet 1.9.1 reads ``numpy.bool``, which numpy >= 1.24 removed; the adapter restores
+      it (as the builtin ``bool``, what it was) before importing mxnet, without touching
+      ``numpy.bool`` where it exists (numpy 2), so no FutureWarning is raised.
+    * layout: ``gluon.nn.Dense.weight`` is ``(out, in)``; d2lparams shows ``(in, out)``
+      (``linear_weight_transposed``). ``Dense`` flattens its input by default; d2lparams builds
+      it with ``flatten=False`` so that, as in PyTorch, it applies to the last axis.
+    * lazy: ``Dense(in_units=0)`` has a weight of shape ``(out, 0)`` and raises mxnet's own
+      ``DeferredInitializationError`` until the first call; ``linear_parameters`` reports
+      ``(None, None)`` meanwhile and the neutral layer raises its own error.
+    * defaults: ``initialize()`` gives ``U(±0.07)`` weights and zero biases, whatever the fan.
+    * names: gluon names parameters with global counters (``dense0_weight``); those are the
+      "native names". A parameter made by ``nn.Parameter`` gets a provisional unique name
+      (``d2p_param3``) and, when first registered on a block, the name Gluon itself would give
+      it (``block.prefix + attribute``, e.g. ``mymodule0_weight``).
+    * registration: a ``gluon.Parameter`` assigned as a Block attribute lands in
+      ``_reg_params`` (structural names, ``save_parameters``) but NOT in ``collect_params()``
+      (``Trainer``, ``initialize``, ``zero_grad``); ``register_parameter`` / ``register_buffer``
+      put it in both, so the framework's own tools train it.
+    * gradients: Gluon's default ``grad_req='write'`` overwrites the gradient at every
+      backward. Every parameter this adapter creates or hands out gets ``grad_req='add'``
+      (frozen: ``'null'``) so gradients accumulate as in PyTorch. Gluon keeps a zero gradient
+      buffer from initialisation on and cannot say "no gradient yet": the adapter uses MXNet's
+      own per-array ``_fresh_grad`` flag (set by ``backward`` only on the arrays the graph
+      reached, the flag ``Trainer`` uses to detect stale gradients) and makes it sticky on
+      the parameter after each backward, so ``param_grad`` is ``None`` before any backward
+      that reached the parameter and after ``zero_grad`` (which zeroes the buffer and clears
+      both flags).
+    * freezing: ``grad_req='null'`` drops the gradient buffer (mxnet re-creates a zero one on
+      unfreezing); the value is shared, so nothing else changes.
+    * oneDNN bug: with MKLDNN (on in the CPU wheel) ``FullyConnected``'s backward gives the
+      bias a ZERO gradient when the weight has ``grad_req='null'`` (same bug class as
+      apache/mxnet#15464 for Convolution). The adapter's ``Dense`` subclass adds the bias
+      outside the operator in exactly that case.
+    * modes: training vs inference is not stored on a Block; it comes from
+      ``autograd.train_mode()`` / ``predict_mode()``, which ``call`` enters from the neutral
+      module's ``training`` flag. ``set_training`` keeps the flag on the block and the adapter's
+      ``Sequential`` applies each child in its own mode (``net[1].eval()``). Recording is
+      ``autograd.record()``; ``backward`` outside it raises natively.
+    * BatchNorm: Gluon's operator updates the running statistics in backward (never in a
+      forward pass), with the biased variance and ``running = m·running + (1-m)·batch``; the
+      adapter's ``BatchNorm`` subclass computes PyTorch's meaning with ``nd`` operations
+      (forward update, unbiased variance, ``momentum`` as in PyTorch).
+    * buffers: the legacy NDArray has no ``__array__`` (``np.asarray`` recurses and fails);
+      ``buffer_tensor`` returns an NDArray subclass view of the same memory that has one.
+    * scalars: a legacy gluon ``Parameter`` cannot have shape ``()`` (it means "unknown");
+      a 0-d ``nn.Parameter`` is stored with shape ``(1,)`` and reported as ``()``.
+    * initializers: ``mx.init.Xavier`` computes fans from the native shape ``(out, in)``
+      (``fan_in = shape[1]``); ``init_native`` picks ``factor_type`` and ``magnitude`` so that the
+      distribution is PyTorch's, and writes in place (``set_data``) so the gradient buffer and
+      every shared place survive; a Parameter's own ``init`` attribute (``zeros`` for biases)
+      would win over a global initializer, so the initializer is applied explicitly.
+    * ops: ``nd.dot`` contracts the last axis of ``a`` with the first of ``b``; batched
+      ``matmul`` goes through ``nd.batch_dot`` with broadcast batch axes. Legacy ``reshape``
+      gives 0 and negative codes special meanings; ``reshape`` resolves ``-1`` itself.
+"""
+
+from d2lparams.schemes import Constant, Scheme, Uniform
+
+from ..base import TapeBackend
+
+
+class MXNetBackend(TapeBackend):
+    name = "mxnet"
+    aliases = ("gluon",)
+    framework_name = "MXNet Gluon"
+    import_names = ("mxnet",)
+    extra = "mxnet"
+    distributions = ("mxnet",)
+    tensor_modules = ("mxnet",)
+    preload_rank = 40
+    default_priority = 40
+    color = "#1f77b4"
+    default_init = Scheme("mxnet", linear=(Uniform(0.07), Constant(0.0)))
+    linear_weight_transposed = True
+    implementation = "adapter:MXNetAdapter"
+
+    @classmethod
+    def hazards(cls) -> list[str]:
+        from importlib import metadata
+
+        try:
+            major, minor = (int(x) for x in metadata.version("numpy").split(".")[:2])
+        except (metadata.PackageNotFoundError, ValueError):
+            return []
+        if major >= 2:
+            return ['numpy >= 2 is installed but mxnet 1.9.1 needs numpy < 2: pip install "numpy<2"']
+        if (major, minor) >= (1, 24):
+            return ["numpy >= 1.24 removed numpy.bool, which mxnet needs: the mxnet adapter "
+                    "restores it itself (nothing to do)"]
+        return []

@@ -1,0 +1,434 @@
+"""The MXNet Gluon adapter (its quirks are listed in the package docstring)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+
+import numpy as np
+
+from . import MXNetBackend
+from .layers import (
+    BatchNorm,
+    BufferTensor,
+    Custom,
+    Dense,
+    Identity,
+    ModuleList,
+    Sequential,
+    Softmax,
+    autograd,
+    gluon,
+    mx,
+    nd,
+)
+
+
+def _axes(dim):
+    return tuple(dim) if isinstance(dim, (list, tuple)) else int(dim)
+
+
+def _mean(self, x, dim, keepdim):
+    return nd.mean(x) if dim is None else nd.mean(x, axis=_axes(dim), keepdims=keepdim)
+
+
+def _sum(self, x, dim, keepdim):
+    return nd.sum(x) if dim is None else nd.sum(x, axis=_axes(dim), keepdims=keepdim)
+
+
+def _concat(self, tensors, dim):
+    ndim = tensors[0].ndim
+    return nd.concat(*tensors, dim=dim % ndim if ndim else 0)
+
+
+class MXNetAdapter(MXNetBackend):
+    ops_namespace = nd
+    ops_table = {
+        "softmax": lambda self, x, dim: nd.softmax(x, axis=dim),
+        "transpose": "swapaxes",
+        "mean": _mean,
+        "sum": _sum,
+        "concat": _concat,
+    }
+
+    def __init__(self) -> None:
+        self._ctx = mx.cpu()
+        self._names = itertools.count()
+        #: every parameter the adapter created or handed out: scanned after each backward
+        self._seen: weakref.WeakSet = weakref.WeakSet()
+
+    def seed(self, n: int) -> None:
+        mx.random.seed(n)
+
+    # -- tensors -------------------------------------------------------------------------------
+    def is_tensor(self, x) -> bool:
+        return isinstance(x, nd.NDArray)
+
+    def tensor(self, array):
+        return nd.array(np.asarray(array, dtype=np.float32), ctx=self._ctx, dtype="float32")
+
+    def to_numpy(self, x) -> np.ndarray:
+        if isinstance(x, gluon.Parameter):
+            value = x.list_data()[0].asnumpy()  # already a fresh copy
+            return value.reshape(()) if self._is_scalar(x) else value
+        return np.array(x.asnumpy(), copy=True)
+
+    # -- parameters and buffers ----------------------------------------------------------------
+    def _track(self, param):
+        """Remember ``param`` and make its gradient accumulate (PyTorch's meaning)."""
+        if param is not None:
+            if param.grad_req == "write":
+                param.grad_req = "add"
+            self._seen.add(param)
+        return param
+
+    def _new_parameter(self, array, grad_req, differentiable=True):
+        array = np.asarray(array, dtype=np.float32)
+        scalar = array.ndim == 0
+        stored = array.reshape(1) if scalar else array
+        if stored.size == 0:
+            raise ValueError(
+                f"MXNet Gluon cannot hold a parameter or buffer of shape {array.shape}: a 0 in "
+                "a legacy Gluon shape means 'unknown size'; give every axis at least one element"
+            )
+        param = gluon.Parameter(
+            f"d2p_param{next(self._names)}", grad_req=grad_req, shape=stored.shape,
+            dtype="float32", differentiable=differentiable,
+        )
+        param._d2p_provisional = True
+        if scalar:
+            param._d2p_shape = ()
+        with autograd.pause():
+            param.initialize(init=mx.init.Zero(), ctx=self._ctx)
+            param.set_data(nd.array(stored, ctx=self._ctx, dtype="float32"))
+        return param
+
+    def create_parameter(self, array, requires_grad=True, buffer=False):
+        if buffer:  # as BatchNorm's running statistics: a Parameter that never takes a gradient
+            return self._new_parameter(array, "null", differentiable=False)
+        param = self._new_parameter(array, "add" if requires_grad else "null")
+        self._seen.add(param)
+        return param
+
+    def buffer_tensor(self, buf):
+        data = buf.data()
+        view = data.reshape(() if self._is_scalar(buf) else data.shape)  # shares the memory
+        view.__class__ = BufferTensor  # same layout: only adds __array__
+        return view
+
+    def param_value(self, param):
+        return param.data()
+
+    def _is_scalar(self, param) -> bool:
+        return getattr(param, "_d2p_shape", None) == ()
+
+    def param_shape(self, param) -> tuple:
+        if self._is_scalar(param):
+            return ()
+        return tuple(param.shape)
+
+    def assign(self, param, array) -> None:
+        array = np.asarray(array, dtype=np.float32)
+        if self._is_scalar(param):
+            array = array.reshape(1)
+        with autograd.pause():
+            param.set_data(nd.array(array, ctx=self._ctx, dtype="float32"))
+
+    def requires_grad(self, param, flag=None) -> bool:
+        if flag is not None:
+            self._set_requires_grad(param, flag)
+        return param.grad_req != "null"
+
+    def _set_requires_grad(self, param, flag: bool) -> None:
+        self._track(param)
+        req = "add" if flag else "null"
+        if param.grad_req == req:
+            return
+        param.grad_req = req  # 'null' drops the gradient buffer; 'add' makes a zero one
+        self._clear_mark(param)
+        owner = getattr(param, "_d2p_owner", None)
+        layer = owner() if owner is not None else None
+        if layer is not None:
+            layer._clear_cached_op()  # a hybridized Dense re-traces with the new choice
+
+    def _fresh(self, param) -> bool:
+        # only arrays marked as autograd variables (grad_req != 'null') carry the flag
+        if param._grad is None or not param._data:
+            return False
+        return any(arr._fresh_grad for arr in param._data)
+
+    def _clear_mark(self, param) -> None:
+        param._d2p_has_grad = False
+        if param._grad is not None:
+            for arr in param._data or ():
+                arr._fresh_grad = False
+
+    def grad_tensor(self, param):
+        self._track(param)
+        if param.grad_req == "null" or param._data is None:
+            return None
+        if not (getattr(param, "_d2p_has_grad", False) or self._fresh(param)):
+            return None
+        param._d2p_has_grad = True
+        grads = param.list_grad()
+        g = grads[0]
+        for other in grads[1:]:
+            g = g + other.as_in_context(g.context)
+        return g.reshape(()) if self._is_scalar(param) else g
+
+    def zero_grad(self, param) -> None:
+        param.zero_grad()
+        self._clear_mark(param)
+
+    def subtract_(self, param, delta) -> None:
+        with autograd.pause():
+            if self._is_scalar(param):
+                delta = delta.reshape((1,))
+            for value in param.list_data():  # in place on each context's storage
+                value -= delta.as_in_context(value.context)
+
+    def native_parameter_names(self, native) -> dict:
+        names: dict = {}
+        for p in native.collect_params().values():
+            names.setdefault(id(p), p.name)
+        for p in native._collect_params_with_prefix().values():
+            names.setdefault(id(p), p.name)
+        return names
+
+    def init_native(self, param, kind, transposed, **spec) -> None:
+        shape = tuple(param.shape)  # the stored (native) shape
+        if param._data is None:
+            raise ValueError(
+                f"cannot initialize Gluon parameter {param.name!r} of shape {shape}: it is not "
+                "materialized yet; call the network once or use net.materialize(input_shape)"
+            )
+        initializer = None
+        value = None
+        with autograd.pause():
+            if kind == "uniform":
+                low, high = spec["low"], spec["high"]
+                if low == -high:
+                    initializer = mx.init.Uniform(scale=high)
+                else:
+                    value = nd.random.uniform(low, high, shape=shape, ctx=self._ctx)
+            elif kind == "normal":
+                if spec["mean"] == 0.0:
+                    initializer = mx.init.Normal(sigma=spec["std"])
+                else:
+                    value = nd.random.normal(spec["mean"], spec["std"], shape=shape, ctx=self._ctx)
+            elif kind == "constant":
+                initializer = mx.init.Constant(spec["value"])
+            elif kind in ("xavier_uniform", "xavier_normal"):
+                # mxnet: scale = sqrt(magnitude / ((fan_in + fan_out) / 2)); uniform bound or
+                # normal std. PyTorch: bound = gain·sqrt(6/(fi+fo)), std = gain·sqrt(2/(fi+fo)).
+                gain2 = spec["gain"] ** 2
+                if kind == "xavier_uniform":
+                    initializer = mx.init.Xavier("uniform", "avg", 3.0 * gain2)
+                else:
+                    initializer = mx.init.Xavier("gaussian", "avg", gain2)
+            elif kind in ("kaiming_uniform", "kaiming_normal"):
+                # mxnet's fan_in is the native shape[1]: the canonical fan_in when the native
+                # layout is the transpose (a Linear weight), the canonical fan_out otherwise.
+                native_in = spec["mode"] == "fan_in"
+                if not transposed:
+                    native_in = not native_in
+                factor = "in" if native_in else "out"
+                gain2 = spec["gain"] ** 2
+                if kind == "kaiming_uniform":  # bound = gain·sqrt(3/fan)
+                    initializer = mx.init.Xavier("uniform", factor, 3.0 * gain2)
+                else:  # std = gain/sqrt(fan)
+                    initializer = mx.init.Xavier("gaussian", factor, gain2)
+            else:
+                raise ValueError(f"unknown initializer kind {kind!r}")
+            if initializer is not None:
+                value = nd.zeros(shape, ctx=self._ctx, dtype="float32")
+                # the '__init__' attribute makes mxnet apply this initializer whatever the
+                # parameter's name or its own ``init`` (as Parameter.initialize does)
+                initializer(mx.init.InitDesc(param.name, {"__init__": initializer}), value)
+            param.set_data(value)
+
+    # -- modules -------------------------------------------------------------------------------
+    def layer(self, kind, **options):
+        nn = gluon.nn
+        if kind == "linear":
+            layer = Dense(options["out_features"], use_bias=options["bias"],
+                          in_units=options["in_features"] or 0, flatten=False)
+            for p in layer.collect_params().values():
+                self._track(p)
+                p._d2p_owner = weakref.ref(layer)
+        elif kind == "batch_norm":
+            layer = BatchNorm(options["num_features"], options["eps"], options["momentum"])
+            for p in (layer.gamma, layer.beta):
+                self._track(p)
+        elif kind in ("relu", "sigmoid", "tanh"):
+            return nn.Activation(kind)
+        elif kind == "softmax":
+            return Softmax(axis=options["dim"])
+        elif kind == "flatten":
+            return nn.Flatten()
+        elif kind == "identity":
+            return Identity()
+        elif kind == "dropout":
+            # inverted dropout in train_mode(), identity in predict_mode()
+            return nn.Dropout(options["p"])
+        else:
+            raise ValueError(f"unknown layer kind {kind!r}")
+        # Gluon's default: U(±0.07) weight, zero bias; BatchNorm gamma 1, beta 0, mean 0, var 1
+        layer.initialize(ctx=self._ctx)
+        return layer
+
+    def layer_state(self, native, kind):
+        if kind == "batch_norm":
+            return {"weight": native.gamma, "bias": native.beta,
+                    "running_mean": native.running_mean, "running_var": native.running_var}
+        weight = native.weight
+        if weight._data is None or 0 in tuple(weight.shape):
+            return None
+        state = {"weight": self._track(weight)}
+        if native.bias is not None:
+            state["bias"] = self._track(native.bias)
+        return state
+
+    def container(self, kind, module=None):
+        if kind == "sequential":
+            return Sequential()
+        if kind == "list":
+            return ModuleList()
+        return self.native_class_for(module, Custom)(module)
+
+    def _set_attribute(self, native, name, value) -> None:
+        """``native.<name> = value`` as Gluon users write it, unless it would hide a member
+        of the Block class (``params``, ``name``, ``forward``, ...)."""
+        if isinstance(native, gluon.nn.Sequential) or hasattr(type(native), name):
+            return
+        current = native.__dict__.get(name)
+        if current is None or isinstance(current, (gluon.Block, gluon.Parameter)):
+            object.__setattr__(native, name, value)
+
+    def register(self, native, name, member, kind) -> None:
+        if kind == "child":
+            # gluon.nn.Sequential applies self._children in order; the same block under two
+            # names is applied twice.
+            native.register_child(member, name)
+            self._set_attribute(native, name, member)
+            return
+        if kind == "parameter":
+            self._track(member)
+        self._register_param(native, name, member)
+
+    def _register_param(self, native, name, param) -> None:
+        table = native.params._params  # collect_params(): Trainer, initialize, zero_grad
+        old = native._reg_params.get(name)
+        if old is not None and old is not param:  # replaced: drop the old one if unused
+            if not any(p is old for k, p in native._reg_params.items() if k != name):
+                if table.get(old.name) is old:
+                    del table[old.name]
+        if getattr(param, "_d2p_provisional", False):
+            # the name Gluon itself gives: self.params.get(name) -> prefix + name
+            wanted = native.prefix + name
+            if table.get(wanted, param) is param:
+                param.name = wanted
+            param._d2p_provisional = False
+        if table.get(param.name, param) is not param:
+            raise ValueError(
+                f"{type(native).__name__} already holds a different Gluon parameter named "
+                f"{param.name!r}; Gluon keys parameters by name"
+            )
+        native._reg_params[name] = param  # structural names, save_parameters
+        table[param.name] = param
+        self._set_attribute(native, name, param)
+
+    def inspect(self, native) -> dict:
+        nn = gluon.nn
+        if isinstance(native, nn.Dense):
+            # a Dense built with ``activation=`` keeps it as its child ``act``, applied by
+            # its own forward; d2lparams sees the layer as a Linear
+            state = self.layer_state(native, "linear")
+            self._track(native.weight)
+            self._track(native.bias)
+            return {"kind": "linear", "options": {
+                "in_features": None if state is None else int(native.weight.shape[1]),
+                "out_features": int(native._units), "bias": native.bias is not None}}
+        if type(native) is nn.Activation and native._act_type in ("relu", "sigmoid", "tanh"):
+            return {"kind": native._act_type}
+        if type(native) is Softmax:
+            return {"kind": "softmax", "options": {"dim": native._axis}}
+        if type(native) is nn.Flatten:
+            return {"kind": "flatten"}
+        identity = getattr(getattr(gluon, "contrib", None), "nn", None)
+        if type(native) is Identity or (
+            identity is not None and type(native) is getattr(identity, "Identity", None)
+        ):
+            return {"kind": "identity"}
+        children = list(native._children.items())
+        if type(native) in (nn.Sequential, nn.HybridSequential, Sequential):
+            return {"kind": "sequential", "children": children}
+        parameters, buffers = [], []
+        for pname, p in native._reg_params.items():
+            # non-differentiable parameters are state, as BatchNorm's running statistics
+            if p._differentiable:
+                parameters.append((pname, self._track(p)))
+            else:
+                buffers.append((pname, p))
+        return {"kind": "module", "children": children, "parameters": parameters,
+                "buffers": buffers}
+
+    def call(self, native, args, training):
+        mode = autograd.train_mode() if training else autograd.predict_mode()
+        with mode:
+            return native(*args)
+
+    def set_training(self, native, mode: bool) -> None:
+        # Gluon keeps no mode on a Block (``call`` enters train_mode()/predict_mode()); the
+        # mode is kept for the Sequential above it, which applies each child in its own mode.
+        object.__setattr__(native, "_d2p_training", bool(mode))
+
+    # -- gradients -----------------------------------------------------------------------------
+    def record(self):
+        return autograd.record()
+
+    def backprop(self, loss) -> None:
+        loss.backward()
+        # make "this parameter has a gradient" sticky: a native Trainer.step resets the
+        # arrays' _fresh_grad flag, but the accumulated gradient is still there.
+        for param in list(self._seen):
+            if param.grad_req != "null" and self._fresh(param):
+                param._d2p_has_grad = True
+
+    def no_grad(self):
+        return autograd.pause()
+
+    # -- operations ----------------------------------------------------------------------------
+    def _matmul(self, a, b):
+        if b.ndim <= 2:
+            # dot contracts a's last axis with b's first: (..., n, k) @ (k, m) and @ (k,)
+            return nd.dot(a, b)
+        if a.ndim == 1:  # (k,) @ (..., k, m) -> (..., m)
+            out = self.op("matmul")(a.reshape((1, a.shape[0])), b)
+            return out.reshape(out.shape[:-2] + out.shape[-1:])
+        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        a = nd.broadcast_to(a.reshape((1,) * (len(batch) + 2 - a.ndim) + a.shape),
+                            batch + a.shape[-2:])
+        b = nd.broadcast_to(b.reshape((1,) * (len(batch) + 2 - b.ndim) + b.shape),
+                            batch + b.shape[-2:])
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        out = nd.batch_dot(a.reshape((-1, n, k)), b.reshape((-1, k, m)))
+        return out.reshape(batch + (n, m))
+
+    def _reshape(self, x, shape):
+        shape = tuple(int(s) for s in shape)
+        if shape.count(-1) > 1:
+            raise ValueError(f"reshape takes at most one -1, got {shape}")
+        if -1 in shape:
+            known = math.prod(s for s in shape if s != -1)
+            if known == 0 or x.size % known:
+                raise ValueError(f"cannot reshape a tensor of shape {x.shape} to {shape}")
+            shape = tuple(x.size // known if s == -1 else s for s in shape)
+        if math.prod(shape) != x.size or any(s < 0 for s in shape):
+            raise ValueError(f"cannot reshape a tensor of shape {x.shape} to {shape}")
+        return nd.reshape(x, shape=shape)
+
+
+
+MXNetAdapter.ops_table.update(matmul=MXNetAdapter._matmul, reshape=MXNetAdapter._reshape)

@@ -1,0 +1,218 @@
+"""The PaddlePaddle adapter (its quirks are listed in the package docstring)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import PaddleBackend
+from .layers import BatchNorm1D, Custom, F, LazyLinear, paddle
+
+_ACTIVATIONS = {"relu": paddle.nn.ReLU, "sigmoid": paddle.nn.Sigmoid, "tanh": paddle.nn.Tanh,
+                "identity": paddle.nn.Identity}
+
+
+def _transpose(self, x, dim0, dim1):
+    perm = list(range(len(x.shape)))
+    perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+    return paddle.transpose(x, perm=perm)
+
+
+class PaddleAdapter(PaddleBackend):
+    ops_namespace = paddle
+    ops_table = {
+        "relu": lambda self, x: F.relu(x),
+        "sigmoid": lambda self, x: F.sigmoid(x),
+        "softmax": lambda self, x, dim: F.softmax(x, axis=dim),
+        "transpose": _transpose,
+        "mean": lambda self, x, dim, keepdim: paddle.mean(x, axis=dim, keepdim=keepdim),
+        "sum": lambda self, x, dim, keepdim: paddle.sum(x, axis=dim, keepdim=keepdim),
+        "reshape": lambda self, x, shape: paddle.reshape(x, list(shape)),
+        "concat": lambda self, tensors, dim: paddle.concat(list(tensors), axis=dim),
+    }
+
+    def seed(self, n: int) -> None:
+        paddle.seed(n)
+
+    # -- tensors -------------------------------------------------------------------------------
+    def is_tensor(self, x) -> bool:
+        return isinstance(x, paddle.Tensor)
+
+    def tensor(self, array):
+        return paddle.to_tensor(np.asarray(array, dtype=np.float32), dtype="float32")
+
+    def to_numpy(self, x) -> np.ndarray:
+        return np.array(x.detach().numpy(), copy=True)
+
+    # -- parameters and buffers ----------------------------------------------------------------
+    def create_parameter(self, array, requires_grad=True, buffer=False):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if buffer:
+            return paddle.to_tensor(array, dtype="float32", stop_gradient=True)
+        param = paddle.create_parameter(
+            shape=list(array.shape), dtype="float32",
+            default_initializer=paddle.nn.initializer.Assign(array),
+        )
+        param.stop_gradient = not requires_grad
+        return param
+
+    def assign(self, param, array) -> None:
+        with paddle.no_grad():
+            param.set_value(np.ascontiguousarray(array, dtype=np.float32))
+
+    def requires_grad(self, param, flag=None) -> bool:
+        if flag is not None:
+            param.stop_gradient = not flag
+        return not param.stop_gradient
+
+    def grad_tensor(self, param):
+        return param.grad
+
+    def zero_grad(self, param) -> None:
+        # positional on purpose: the keyword set_to_zero=False is ignored (zeros remain)
+        param.clear_gradient(False)
+
+    def subtract_(self, param, delta) -> None:
+        # in place under no_grad: an unguarded in-place op on a leaf parameter writes and
+        # then raises in paddle
+        with paddle.no_grad():
+            param.subtract_(delta)
+
+    def native_parameter_names(self, native) -> dict:
+        names: dict = {}
+        for p in native.parameters():
+            names.setdefault(id(p), p.name)
+        for b in native.buffers():
+            names.setdefault(id(b), b.name)
+        return names
+
+    def init_native(self, param, kind, transposed, **spec) -> None:
+        # ``transposed`` is always False here: paddle stores the canonical (in, out) layout.
+        inits = paddle.nn.initializer
+        initializer: Any
+        if kind == "uniform":
+            initializer = inits.Uniform(low=spec["low"], high=spec["high"])
+        elif kind == "normal":
+            initializer = inits.Normal(mean=spec["mean"], std=spec["std"])
+        elif kind == "constant":
+            initializer = inits.Constant(value=spec["value"])
+        elif kind == "xavier_uniform":
+            initializer = inits.XavierUniform(fan_in=spec["fan_in"], fan_out=spec["fan_out"],
+                                          gain=spec["gain"])
+        elif kind == "xavier_normal":
+            initializer = inits.XavierNormal(fan_in=spec["fan_in"], fan_out=spec["fan_out"],
+                                         gain=spec["gain"])
+        elif kind in ("kaiming_uniform", "kaiming_normal"):
+            initializer = self._kaiming(kind, spec)
+        else:
+            raise ValueError(f"unknown initializer kind {kind!r}")
+        with paddle.no_grad():
+            initializer(param)
+
+    def _kaiming(self, kind, spec):
+        # paddle's Kaiming takes the fan of the chosen mode as ``fan_in`` (mode "fan_in") and
+        # computes the gain from (nonlinearity, negative_slope) with torch's table; when that
+        # gain is not d2lparams' one, draw the same distribution with Uniform/Normal.
+        inits = paddle.nn.initializer
+        fan, gain = float(spec["fan"]), float(spec["gain"])
+        slope = 0.01 if spec.get("a") is None else float(spec["a"])  # torch: None -> 0.01
+        try:
+            native_gain = inits.calculate_gain(spec["nonlinearity"], slope)
+        except (ValueError, AssertionError):
+            native_gain = None
+        if native_gain is not None and math.isclose(native_gain, gain, rel_tol=1e-12):
+            cls = inits.KaimingUniform if kind == "kaiming_uniform" else inits.KaimingNormal
+            return cls(fan_in=fan, negative_slope=slope, nonlinearity=spec["nonlinearity"])
+        if kind == "kaiming_uniform":
+            bound = gain * math.sqrt(3.0 / fan)
+            return inits.Uniform(low=-bound, high=bound)
+        return inits.Normal(mean=0.0, std=gain / math.sqrt(fan))
+
+    # -- modules -------------------------------------------------------------------------------
+    def layer(self, kind, **options):
+        nn = paddle.nn
+        if kind == "linear":
+            if options["in_features"] is None:
+                return LazyLinear(options["out_features"], bias=options["bias"])
+            return nn.Linear(options["in_features"], options["out_features"],
+                             bias_attr=None if options["bias"] else False)
+        if kind == "softmax":
+            return nn.Softmax(axis=options["dim"])
+        if kind == "flatten":
+            return nn.Flatten(start_axis=1, stop_axis=-1)
+        if kind == "dropout":
+            return nn.Dropout(p=options["p"], mode="upscale_in_train")
+        if kind == "batch_norm":
+            # paddle's momentum weighs the running value: 1 - torch's momentum
+            return BatchNorm1D(options["num_features"], momentum=1.0 - options["momentum"],
+                               epsilon=options["eps"])
+        return _ACTIVATIONS[kind]()
+
+    def layer_state(self, native, kind):
+        if kind == "batch_norm":
+            return {"weight": native.weight, "bias": native.bias,
+                    "running_mean": native._mean, "running_var": native._variance}
+        if native.weight is None:
+            return None
+        state = {"weight": native.weight}
+        if native.bias is not None:
+            state["bias"] = native.bias
+        return state
+
+    def container(self, kind, module=None):
+        if kind == "sequential":
+            return paddle.nn.Sequential()
+        if kind == "list":
+            return paddle.nn.LayerList()
+        return self.native_class_for(module, Custom)(module)
+
+    def register(self, native, name, member, kind) -> None:
+        if kind == "child":
+            native.add_sublayer(name, member)
+        elif kind == "parameter":
+            native.add_parameter(name, member)
+        else:
+            native.register_buffer(name, member)
+
+    def inspect(self, native) -> dict:
+        nn = paddle.nn
+        if isinstance(native, (nn.Linear, LazyLinear)):
+            weight, bias = native.weight, native.bias
+            if isinstance(native, nn.Linear):
+                out_features, use_bias = int(weight.shape[1]), bias is not None
+            else:
+                out_features, use_bias = native._out_features, native._use_bias
+            return {"kind": "linear", "options": {
+                "in_features": None if weight is None else int(weight.shape[0]),
+                "out_features": out_features, "bias": use_bias}}
+        for kind, klass in _ACTIVATIONS.items():
+            if type(native) is klass:
+                return {"kind": kind}
+        if type(native) is nn.Softmax:
+            return {"kind": "softmax", "options": {"dim": int(native._axis)}}
+        if type(native) is nn.Flatten and native.start_axis == 1 and native.stop_axis == -1:
+            return {"kind": "flatten"}
+        children = list(native._sub_layers.items())
+        if type(native) is nn.Sequential:
+            return {"kind": "sequential", "children": children}
+        params = [(n, p) for n, p in native._parameters.items() if p is not None]
+        buffers = [(n, b) for n, b in native._buffers.items() if b is not None]
+        if isinstance(native, nn.layer.norm._BatchNormBase):
+            # paddle keeps the running statistics as non-trainable parameters
+            stats = ("_mean", "_variance")
+            buffers += [(n, p) for n, p in params if n in stats]
+            params = [(n, p) for n, p in params if n not in stats]
+        return {"kind": "module", "children": children, "parameters": params,
+                "buffers": buffers}
+
+    # -- gradients -----------------------------------------------------------------------------
+    def record(self):
+        return paddle.enable_grad()
+
+    def backprop(self, loss) -> None:
+        loss.backward()
+
+    def no_grad(self):
+        return paddle.no_grad()

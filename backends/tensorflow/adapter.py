@@ -1,0 +1,378 @@
+"""The TensorFlow / Keras 3 adapter (its quirks are listed in the package docstring)."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import weakref
+
+import numpy as np
+
+from . import TensorFlowBackend
+from .layers import MODE, BatchNorm1d, Container, Custom, ModuleList, Sequential, call_origin, keras, tf
+
+# The gradient tapes opened by ``record`` (innermost last).
+_tapes: contextvars.ContextVar[tuple] = contextvars.ContextVar("d2p_tf_tapes", default=())
+
+_GRAD = "_d2p_grad"  # attribute of a tf.Variable holding its accumulated gradient (a tensor)
+
+_ACTIVATIONS = {
+    "relu": keras.layers.ReLU,
+    "sigmoid": lambda: keras.layers.Activation("sigmoid"),
+    "tanh": lambda: keras.layers.Activation("tanh"),
+    "identity": keras.layers.Identity,
+    "flatten": keras.layers.Flatten,
+}
+
+
+class TensorFlowAdapter(TensorFlowBackend):
+    ops_namespace = keras.ops
+    ops_table = {
+        "softmax": lambda self, x, dim: keras.ops.softmax(x, axis=dim),
+        "transpose": "swapaxes",
+        "mean": lambda self, x, dim, keepdim: keras.ops.mean(x, axis=dim, keepdims=keepdim),
+        "sum": lambda self, x, dim, keepdim: keras.ops.sum(x, axis=dim, keepdims=keepdim),
+        "concat": lambda self, tensors, dim: keras.ops.concatenate(tensors, axis=dim),
+    }
+
+    def __init__(self) -> None:
+        # id(tf.Variable) -> its keras.Variable, for every variable this adapter has seen;
+        # backward uses it to skip frozen ones.
+        self._keras_of: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+    def version(self) -> str:
+        return f"{tf.__version__} (Keras {keras.__version__})"
+
+    def seed(self, n: int) -> None:
+        # tf.random.set_seed alone does not make Keras initializers reproduce.
+        keras.utils.set_random_seed(n)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _remember(self, var):
+        """Note ``var`` (a keras.Variable) so that backward can see whether it is frozen."""
+        if var is not None:
+            tv = self._tf_var(var)
+            if tv is not None:
+                self._keras_of[id(tv)] = var
+        return var
+
+    def _tf_var(self, var):
+        """The tf.Variable under a keras.Variable (or ``var`` itself if it is one)."""
+        tv = getattr(var, "_value", None)
+        return tv if isinstance(tv, tf.Variable) else var
+
+    # -- tensors -------------------------------------------------------------------------------
+    def is_tensor(self, x) -> bool:
+        return isinstance(x, (tf.Tensor, tf.Variable, keras.Variable))
+
+    def tensor(self, array):
+        return tf.constant(np.asarray(array, dtype=np.float32))
+
+    def to_numpy(self, x) -> np.ndarray:
+        if hasattr(x, "numpy"):
+            return np.array(x.numpy(), copy=True)
+        return np.array(keras.ops.convert_to_numpy(x), copy=True)
+
+    # -- parameters and buffers ----------------------------------------------------------------
+    def create_parameter(self, array, requires_grad=True, buffer=False):
+        value = np.asarray(array, dtype=np.float32)
+        if buffer:
+            return keras.Variable(value, dtype="float32", trainable=False)
+        # Created trainable so that the tape watches the underlying tf.Variable; frozen after.
+        var = keras.Variable(value, dtype="float32", trainable=True)
+        if not requires_grad:
+            var.trainable = False
+        return self._remember(var)
+
+    def assign(self, param, array) -> None:
+        param.assign(np.asarray(array, dtype=np.float32))
+
+    def requires_grad(self, param, flag=None) -> bool:
+        self._remember(param)
+        if flag is not None:
+            param.trainable = bool(flag)
+        return bool(param.trainable)
+
+    def grad_tensor(self, param):
+        self._remember(param)
+        return getattr(self._tf_var(param), _GRAD, None)
+
+    def zero_grad(self, param) -> None:
+        tv = self._tf_var(param)
+        if getattr(tv, _GRAD, None) is not None:
+            object.__delattr__(tv, _GRAD)
+
+    def subtract_(self, param, delta) -> None:
+        param.assign_sub(delta)
+
+    def native_parameter_names(self, native) -> dict:
+        names: dict = {}
+        for var in native.weights:
+            self._remember(var)
+            names.setdefault(id(var), var.path)
+        return names
+
+    def init_native(self, param, kind, transposed, **spec) -> None:
+        inits = keras.initializers
+        shape = self.param_shape(param)
+        # A fresh initializer each time: one instance draws the same values on every call.
+        if kind == "uniform":
+            initializer = inits.RandomUniform(minval=spec["low"], maxval=spec["high"])
+        elif kind == "normal":
+            initializer = inits.RandomNormal(mean=spec["mean"], stddev=spec["std"])
+        elif kind == "constant":
+            initializer = inits.Constant(spec["value"])
+        elif kind in ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"):
+            k_in, k_out = self._keras_fans(shape)
+            gain = spec["gain"]
+            if kind.startswith("xavier"):
+                mode = "fan_avg"
+                # Keras divides by its own fan; rescale so the fan is d2lparams' one.
+                scale = gain**2 * (k_in + k_out) / (spec["fan_in"] + spec["fan_out"])
+            else:
+                mode = spec["mode"]
+                scale = gain**2 * (k_in if mode == "fan_in" else k_out) / spec["fan"]
+            initializer = inits.VarianceScaling(
+                scale=scale,
+                mode=mode,
+                distribution="uniform" if kind.endswith("uniform") else "untruncated_normal",
+            )
+        else:
+            raise ValueError(f"unknown initializer kind {kind!r}")
+        param.assign(initializer(shape, dtype="float32"))
+
+    @staticmethod
+    def _keras_fans(shape) -> tuple:
+        # Keras' rule (keras.src.initializers.random_initializers.compute_fans).
+        if len(shape) == 1:
+            return shape[0], shape[0]
+        if len(shape) == 2:
+            return shape[0], shape[1]
+        receptive = math.prod(shape[:-2])
+        return shape[-2] * receptive, shape[-1] * receptive
+
+    # -- modules -------------------------------------------------------------------------------
+    def layer(self, kind, **options):
+        layers = keras.layers
+        if kind == "linear":
+            layer = layers.Dense(options["out_features"], use_bias=options["bias"])
+            if options["in_features"] is not None:
+                layer.build((None, options["in_features"]))
+                self.layer_state(layer, "linear")
+            return layer
+        if kind == "softmax":
+            return layers.Softmax(axis=options["dim"])
+        if kind == "dropout":
+            # Draws from a SeedGenerator seeded at construction from Python's random, which
+            # keras.utils.set_random_seed seeds.
+            return layers.Dropout(rate=options["p"])
+        if kind == "batch_norm":
+            # Keras' momentum is the weight of the old value: 1 - PyTorch's.
+            num_features = options["num_features"]
+            layer = BatchNorm1d(axis=1, momentum=1.0 - options["momentum"],
+                                epsilon=options["eps"])
+            layer.build((None, num_features))
+            layer.input_spec = layers.InputSpec(min_ndim=2, max_ndim=3, axes={1: num_features})
+            for var in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance):
+                self._remember(var)
+            return layer
+        return _ACTIVATIONS[kind]()
+
+    def layer_state(self, native, kind):
+        if kind == "batch_norm":
+            return {"weight": native.gamma, "bias": native.beta,
+                    "running_mean": native.moving_mean, "running_var": native.moving_variance}
+        if not native.built:
+            return None
+        kernel = getattr(native, "_kernel", None)
+        if not isinstance(kernel, keras.Variable):
+            kernel = native.kernel
+        state = {"weight": self._remember(kernel)}
+        if native.bias is not None:
+            state["bias"] = self._remember(native.bias)
+        return state
+
+    def container(self, kind, module=None):
+        if kind == "sequential":
+            return Sequential()
+        if kind == "list":
+            return ModuleList()
+        layer = self.native_class_for(module, Custom)()
+        # Not an attribute Keras sees: the neutral module is no native child.
+        layer.__dict__["_d2p_module"] = module
+        return layer
+
+    def register(self, native, name, member, kind) -> None:
+        if kind == "child" and isinstance(native, Sequential):
+            native._d2p_layers.append(member)
+            native._d2p_names.append(name)
+        elif kind != "child":
+            if kind == "parameter":
+                self._remember(member)
+            self._adopt(native, name, member)
+        self._add_member(native, name, member, kind)
+
+    def _add_member(self, native, name, value, kind) -> None:
+        if isinstance(native, Container):
+            native._d2p_add(name, value, kind)
+        else:
+            setattr(native, name, value)
+
+    def _adopt(self, native, name, var) -> None:
+        # A free keras.Variable is named "variable"; give it the path add_weight would.
+        path = getattr(var, "_path", None)
+        if isinstance(path, str) and "/" not in path and hasattr(var, "_name"):
+            var._name = name
+            var._path = f"{native.name}/{name}"
+
+    def inspect(self, native) -> dict:
+        layers, acts = keras.layers, keras.activations
+        if isinstance(native, layers.Dense):
+            # A Dense with an activation stays one layer: the neutral Linear calls it whole.
+            state = self.layer_state(native, "linear")
+            return {"kind": "linear", "options": {
+                "in_features": None if state is None else int(state["weight"].shape[0]),
+                "out_features": int(native.units), "bias": bool(native.use_bias)}}
+        if type(native) is layers.ReLU and not native.max_value and not native.negative_slope \
+                and not native.threshold:
+            return {"kind": "relu"}
+        if type(native) is layers.Activation:
+            table = {acts.relu: "relu", acts.sigmoid: "sigmoid", acts.tanh: "tanh",
+                     acts.linear: "identity"}
+            if native.activation in table:
+                return {"kind": table[native.activation]}
+            if native.activation is acts.softmax:
+                return {"kind": "softmax", "options": {"dim": -1}}
+        if type(native) is layers.Identity:
+            return {"kind": "identity"}
+        if type(native) is layers.Flatten and native.data_format == "channels_last":
+            return {"kind": "flatten"}
+        if type(native) is layers.Softmax and isinstance(native.axis, int):
+            return {"kind": "softmax", "options": {"dim": int(native.axis)}}
+        if isinstance(native, Sequential):
+            return {"kind": "sequential",
+                    "children": list(zip(native._d2p_names, native._d2p_layers))}
+        if isinstance(native, keras.Sequential):
+            return {"kind": "sequential",
+                    "children": [(str(i), layer) for i, layer in enumerate(native.layers)]}
+        if isinstance(native, BatchNorm1d):
+            # d2lparams' own BatchNorm1d: PyTorch's names, as nn.BatchNorm1d shows them.
+            return {"kind": "module", "children": [],
+                    "parameters": [("weight", native.gamma), ("bias", native.beta)],
+                    "buffers": [("running_mean", native.moving_mean),
+                                ("running_var", native.moving_variance)]}
+        if isinstance(native, Container):
+            members: dict[str, list] = {"child": [], "parameter": [], "buffer": []}
+            for name, value in native._d2p_members.items():
+                members[native._d2p_kinds.get(name, "child")].append((name, value))
+            return {"kind": "module", "children": members["child"],
+                    "parameters": members["parameter"], "buffers": members["buffer"]}
+        return self._inspect_layer(native)
+
+    def _inspect_layer(self, native) -> dict:
+        """Any other Keras layer: its direct sub-layers and variables in tracking order,
+        named by the attribute that holds them (``attr_0`` for list items), else by their
+        own name. Trainable variables are parameters, non-trainable ones buffers."""
+        names: dict = {}
+        members = (keras.layers.Layer, keras.Variable)
+        for attr, value in vars(native).items():  # public attributes, lists and dicts first
+            if attr.startswith("_"):
+                continue
+            if isinstance(value, members):
+                names.setdefault(id(value), attr)
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    names.setdefault(id(item), f"{attr}_{i}")
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    names.setdefault(id(item), f"{attr}_{key}")
+        for attr, value in vars(native).items():  # then private ones (self._kernel -> kernel)
+            if attr.startswith("_") and isinstance(value, members) and attr.strip("_"):
+                names.setdefault(id(value), attr.lstrip("_"))
+        used: set = set()
+
+        def name_of(obj, fallback):
+            base = names.get(id(obj)) or fallback
+            base = str(base).replace(".", "_").replace("/", "_") or "member"
+            name, i = base, 1
+            while name in used:
+                name, i = f"{base}_{i}", i + 1
+            used.add(name)
+            return name
+
+        children: list = []
+        parameters: list = []
+        buffers: list = []
+        for layer in native._layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            children.append((name_of(layer, layer.name), layer))
+        seen: set = set()
+        for var in list(native._trainable_variables) + list(native._non_trainable_variables):
+            if id(var) in seen:
+                continue
+            seen.add(id(var))
+            self._remember(var)
+            entry = (name_of(var, var.name), var)
+            (parameters if var.trainable else buffers).append(entry)
+        return {"kind": "module", "children": children, "parameters": parameters,
+                "buffers": buffers}
+
+    def call(self, native, args, training):
+        if call_origin.get() == "native":
+            # Inside a native Keras call: Keras propagates its own ``training``.
+            return native(*args)
+        token = call_origin.set("neutral")
+        try:
+            return native(*args, training=bool(training))
+        finally:
+            call_origin.reset(token)
+
+    def set_training(self, native, mode: bool) -> None:
+        # Keras keeps no mode; the adapter's containers read it in a neutral call.
+        object.__setattr__(native, MODE, bool(mode))
+
+    # -- gradients -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def record(self):
+        tape = tf.GradientTape()  # non-persistent, watches the variables it reads
+        with tape:
+            token = _tapes.set(_tapes.get() + (tape,))
+            try:
+                yield tape
+            finally:
+                _tapes.reset(token)
+
+    def backprop(self, loss) -> None:
+        tapes = _tapes.get()
+        if not tapes:
+            raise RuntimeError(
+                "tensorflow backward needs a loss computed while recording; use "
+                "d2p.backward(lambda: loss_fn(net(X), y))"
+            )
+        tape = tapes[-1]
+        sources = []
+        for tv in tape.watched_variables():
+            var = self._keras_of.get(id(tv))
+            if var is not None and self._tf_var(var) is tv and not var.trainable:
+                continue  # frozen: Keras' tape would still give it a gradient
+            sources.append(tv)
+        grads = tape.gradient(tf.convert_to_tensor(loss), sources) if sources else []
+        for tv, g in zip(sources, grads):
+            if g is None:
+                continue
+            g = tf.convert_to_tensor(g)
+            previous = getattr(tv, _GRAD, None)
+            object.__setattr__(tv, _GRAD, g if previous is None else previous + g)
+
+    @contextlib.contextmanager
+    def no_grad(self):
+        with contextlib.ExitStack() as stack:
+            for tape in _tapes.get():
+                try:
+                    stack.enter_context(tape.stop_recording())
+                except (RuntimeError, ValueError):  # this tape no longer records
+                    pass
+            yield
+

@@ -1,0 +1,34 @@
+"""PyTorch backend.
+
+Quirks absorbed by the adapter:
+    * layout: ``nn.Linear.weight`` is ``(out, in)``; d2lparams shows ``(in, out)``
+      (``linear_weight_transposed``) and transposes in ``forward`` for custom modules.
+    * names: torch has structural names only (``0.weight``); they are also its own names.
+    * lazy: ``nn.LazyLinear`` holds ``UninitializedParameter`` until the first call and then
+      turns itself into ``nn.Linear``.
+    * defaults: ``U(±1/√fan_in)`` for weight and bias.
+    * gradients accumulate natively in ``.grad``; ``zero_grad`` sets it to ``None``.
+    * in-place writes go through ``torch.no_grad()`` (``w += 1`` on a leaf raises otherwise).
+"""
+
+from d2lparams.schemes import Scheme, VarianceScaling
+
+from ..base import TapeBackend
+
+_FAN_IN_UNIFORM = VarianceScaling(1 / 3, "fan_in", "uniform")  # U(±1/√fan_in)
+
+
+class TorchBackend(TapeBackend):
+    name = "torch"
+    aliases = ("pytorch",)
+    framework_name = "PyTorch"
+    import_names = ("torch",)
+    extra = "torch"
+    distributions = ("torch",)
+    tensor_modules = ("torch",)
+    preload_rank = 30
+    default_priority = 10
+    color = "#ee4c2c"
+    default_init = Scheme("torch", linear=(_FAN_IN_UNIFORM, _FAN_IN_UNIFORM))
+    linear_weight_transposed = True
+    implementation = "adapter:TorchAdapter"
