@@ -18,6 +18,7 @@ import numpy as np
 from . import init, nn, ops, optim
 from ._tensor import seed, tensor, to_numpy
 from .autograd import backward
+from .chapter import CenteredLayer, ChapterInit, MyLinear, rgnet, seed_net, tied_net
 from .introspect import tied_parameters
 from .io import load, save
 
@@ -36,10 +37,6 @@ def _relu(x):
     return np.maximum(x, 0)
 
 
-def _seed_net():
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-
-
 def _forward(sd, X, prefix=""):
     return _relu(X @ sd[prefix + "0.weight"] + sd[prefix + "0.bias"]) @ sd[prefix + "2.weight"] + sd[prefix + "2.bias"]
 
@@ -49,7 +46,7 @@ _X = np.random.default_rng(0).random((2, 4)).astype(np.float32)
 
 def build():
     """Sequential(Linear(4,8), ReLU, Linear(8,1)): names, shapes and forward."""
-    net = _seed_net()
+    net = seed_net()
     names = [(n, p.shape) for n, p in net.named_parameters()]
     expected = [("0.weight", (4, 8)), ("0.bias", (8,)), ("2.weight", (8, 1)), ("2.bias", (1,))]
     if names != expected:
@@ -59,7 +56,7 @@ def build():
 
 def access():
     """net[2].bias, state_dict()['2.bias'] and named_parameters agree."""
-    net = _seed_net()
+    net = seed_net()
     p = net[2].bias
     if p is not dict(net.named_parameters())["2.bias"]:
         raise AssertionError("net[2].bias is not the object named_parameters yields")
@@ -68,28 +65,19 @@ def access():
 
 def nested_access():
     """rgnet: blocks added with add_module('block i'), rgnet[0][1][0].bias, forward."""
-    def block1():
-        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU())
-
-    def block2():
-        net = nn.Sequential()
-        for i in range(4):
-            net.add_module(f"block {i}", block1())
-        return net
-
-    rgnet = nn.Sequential(block2(), nn.Linear(4, 1))
-    sd = rgnet.state_dict()
+    net = rgnet()
+    sd = net.state_dict()
     h = _X
     for i in range(4):
         h = _relu(_forward(sd, h, f"0.block {i}."))
     ref = h @ sd["1.weight"] + sd["1.bias"]
-    dev = max(_dev(to_numpy(rgnet(_X)), ref), _dev(rgnet[0][1][0].bias.numpy(), sd["0.block 1.0.bias"]))
+    dev = max(_dev(to_numpy(net(_X)), ref), _dev(net[0][1][0].bias.numpy(), sd["0.block 1.0.bias"]))
     return dev, {}
 
 
 def init_schemes():
     """normal(0, 0.01) + zero bias via apply, constant 1, xavier on net[0] and 42 on net[2]."""
-    net = _seed_net()
+    net = seed_net()
 
     def init_normal(m):
         if isinstance(m, nn.Linear):
@@ -112,17 +100,11 @@ def init_schemes():
     return dev, {}
 
 
-class _ChapterInit(init.Initializer):
-    def __call__(self, shape, rng):
-        w = rng.uniform(-10, 10, shape)
-        return w * (np.abs(w) >= 5)
-
-
 def custom_init():
     """The chapter's my_init, then p[:] += 1 and p[0, 0] = 42."""
-    net = _seed_net()
+    net = seed_net()
     seed(3)
-    init.initialize_(net[0].weight, _ChapterInit())
+    init.initialize_(net[0].weight, ChapterInit())
     w = np.random.default_rng(3).uniform(-10, 10, (4, 8))
     expected = (w * (np.abs(w) >= 5)).astype(np.float32) + 1
     expected[0, 0] = 42
@@ -132,14 +114,9 @@ def custom_init():
     return _dev(p.numpy(), expected), {}
 
 
-def _tied_net() -> nn.Sequential:
-    shared = nn.Linear(8, 8)
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
-
-
 def tying():
     """The shared 8x8 layer: one object, 121 parameters, writes seen through both places."""
-    net = _tied_net()
+    net = tied_net()
     if net[2].weight is not net[4].weight:
         raise AssertionError("net[2].weight is not net[4].weight")
     if net.num_parameters() != 121:
@@ -152,7 +129,7 @@ def tying():
 
 def gradients():
     """Tied gradient = sum of both uses; twice backward = twice the gradient."""
-    net = _tied_net()
+    net = tied_net()
     sd = net.state_dict()
     h1 = _X @ sd["0.weight"] + sd["0.bias"]
     a1 = _relu(h1)
@@ -173,31 +150,15 @@ def gradients():
     return dev, {}
 
 
-class _MyLinear(nn.Module):
-    def __init__(self, in_units, units):
-        super().__init__()
-        rng = np.random.default_rng(0)
-        self.weight = nn.Parameter(rng.standard_normal((in_units, units)))
-        self.bias = nn.Parameter(rng.standard_normal((units,)))
-
-    def forward(self, X):
-        return ops.relu(ops.matmul(X, self.weight) + self.bias)
-
-
-class _Centered(nn.Module):
-    def forward(self, X):
-        return X - ops.mean(X)
-
-
 def custom_blocks():
     """MyLinear with two nn.Parameters (gradients flow) and CenteredLayer."""
-    layer = _MyLinear(4, 3)
+    layer = MyLinear(4, 3)
     W, b = layer.weight.numpy(), layer.bias.numpy()
     dev = _dev(to_numpy(layer(_X)), _relu(_X @ W + b))
     backward(lambda: ops.sum(layer(tensor(_X, backend=layer.backend))))
     mask = (_X @ W + b > 0).astype(np.float32)
     dev = max(dev, _dev(layer.weight.grad, _X.T @ mask), _dev(layer.bias.grad, mask.sum(0)))
-    centered = _Centered()(tensor([1, 2, 3, 4, 5], backend=layer.backend))
+    centered = CenteredLayer()(tensor([1, 2, 3, 4, 5], backend=layer.backend))
     return max(dev, _dev(to_numpy(centered), [-2, -1, 0, 1, 2])), {}
 
 
@@ -207,7 +168,7 @@ def optimizer_groups():
     X = rng.standard_normal((32, 4)).astype(np.float32)
     y = (X @ np.array([[2.0], [-3.4], [1.0], [0.5]]) + 4.2).astype(np.float32)
     seed(0)
-    net = _seed_net()
+    net = seed_net()
     init.reset_(net, "torch")  # one start for every backend: the trajectories must coincide
     p = {k: v.astype(np.float64) for k, v in net.state_dict().items()}
     opt = optim.SGD([{"params": net[0].parameters(), "lr": 0.001, "momentum": 0.99},
@@ -274,7 +235,7 @@ def port_save(directory: str, backend: str) -> None:
     import os
 
     seed(7)
-    net = _tied_net()
+    net = tied_net()
     for p in net.parameters():
         init.normal_(p, std=0.5)
     save(net, os.path.join(directory, f"{backend}.safetensors"))
@@ -291,7 +252,7 @@ def port_load(directory: str, backend: str, sources: list[str]):
         path = os.path.join(directory, f"{source}.safetensors")
         if not os.path.exists(path):
             continue
-        net = load(_tied_net(), path)
+        net = load(tied_net(), path)
         if net[2].weight is not net[4].weight:
             raise AssertionError("tying lost in the round trip")
         with open(os.path.join(directory, f"{source}.json")) as fh:

@@ -44,3 +44,12 @@ def available():
     import d2lparams as d2p
 
     return d2p.available_backends()
+
+
+def cross_backends(minimum: int = 2) -> list:
+    """The installed backends, for a test that compares backends with each other; skips
+    (with the reason) where fewer than ``minimum`` are installed, instead of passing on one."""
+    names = available()
+    if len(names) < minimum:
+        pytest.skip(f"compares backends: needs {minimum} installed, found {names}")
+    return names

@@ -160,7 +160,3 @@ def test_bad_input(backend, tmp_path, name, action, error, fix):
     assert after_files == files, f"{name} changed the files on disk"
     assert after_groups == groups
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".d2lparams-")]
-
-
-def test_catalogue_is_large_enough():
-    assert len(CASES) >= 40

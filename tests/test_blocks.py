@@ -5,60 +5,9 @@ import pytest
 
 import d2lparams as d2p
 from d2lparams import nn, ops
+from d2lparams.chapter import MLP, CenteredLayer, FixedHiddenMLP, MyLinear, MySequential, tied_net
 
 from conftest import relu, sequential_reference
-
-
-class CenteredLayer(nn.Module):
-    def forward(self, X):
-        return X - ops.mean(X)
-
-
-class MyLinear(nn.Module):
-    def __init__(self, in_units, units):
-        super().__init__()
-        rng = np.random.default_rng(0)
-        self.weight = nn.Parameter(rng.standard_normal((in_units, units)))
-        self.bias = nn.Parameter(rng.standard_normal((units,)))
-
-    def forward(self, X):
-        return ops.relu(ops.matmul(X, self.weight) + self.bias)
-
-
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden = nn.Linear(20, 256)
-        self.out = nn.Linear(256, 10)
-
-    def forward(self, X):
-        return self.out(ops.relu(self.hidden(X)))
-
-
-class MySequential(nn.Module):
-    def __init__(self, *args):
-        super().__init__()
-        for idx, module in enumerate(args):
-            self.add_module(str(idx), module)
-
-    def forward(self, X):
-        for module in self.children():
-            X = module(X)
-        return X
-
-
-class FixedHiddenMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.rand_weight = d2p.rand(20, 20)  # a plain tensor: not registered, not trained
-        self.linear = nn.Linear(20, 20)
-        self.register_buffer("scale", np.full((20,), 2.0, np.float32))
-
-    def forward(self, X):
-        X = self.linear(X)
-        X = ops.relu(ops.matmul(X, self.rand_weight) + 1)
-        X = self.linear(X) * self.scale
-        return ops.sum(X)
 
 
 def test_centered_layer(backend):
@@ -96,7 +45,10 @@ def test_mlp_block_and_my_sequential(backend):
     ref = sequential_reference(sd, "", ["linear", "relu", "linear"], X)
     np.testing.assert_allclose(d2p.to_numpy(seq(X)), ref, rtol=1e-4, atol=1e-5)
     # the native object holds the same parameters, under the same structure
-    assert d2p.wrap(seq.native) is not seq
+    view = d2p.wrap(seq.native)
+    assert view is not seq and list(view.state_dict()) == list(sd)
+    for name, value in view.state_dict().items():
+        np.testing.assert_array_equal(value, sd[name])
 
 
 def test_fixed_hidden_mlp_buffer_and_plain_attribute(backend):
@@ -138,12 +90,6 @@ def test_nested_blocks_and_module_list(backend):
         h = relu(h @ sd[f"0.layers.{i}.weight"] + sd[f"0.layers.{i}.bias"])
     h = h @ sd["1.weight"] + sd["1.bias"]
     np.testing.assert_allclose(d2p.to_numpy(net(X)), h - h.mean(), rtol=1e-4, atol=1e-5)
-
-
-def tied_net():
-    shared = nn.Linear(8, 8)
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(),
-                         nn.Linear(8, 1))
 
 
 def tied_reference(sd, X):
@@ -279,7 +225,21 @@ def test_summary_and_native_names(backend):
     assert text == expected
     names = d2p.native_names(net)
     assert list(names) == list(net.state_dict())
-    assert all(isinstance(v, str) and v for v in names.values())
+    params = dict(net.named_parameters(remove_duplicate=False))
+    for name, native_name in names.items():
+        assert native_name == NATIVE_NAME[backend](net.native, params[name].native), name
+
+
+# How each framework itself names a parameter (what native_names must report): torch has
+# structural names only (a tied one under its first name); the others keep a name on the
+# parameter object.
+NATIVE_NAME = {
+    "torch": lambda root, p: next(n for n, q in root.named_parameters(remove_duplicate=False)
+                                  if q is p),
+    "tensorflow": lambda root, p: p.path,
+    "mxnet": lambda root, p: p.name,
+    "paddle": lambda root, p: p.name,
+}
 
 
 # The chapter's network written in each framework's own code (the point is native code).
@@ -340,3 +300,30 @@ def test_operators_between_tensors_and_parameters_in_forward(backend):
     np.testing.assert_allclose(layer.bias.grad, s * 2 - 2, rtol=1e-6)
     # outside forward a Parameter on the left works with native tensors too
     np.testing.assert_allclose(d2p.to_numpy(layer.bias + d2p.tensor(X)), b + X, rtol=1e-6)
+
+
+def test_a_builtin_layer_rejects_a_forward_override(backend):
+    with pytest.raises(TypeError, match="overrides forward.*subclass nn.Module"):
+        class Doubling(d2p.nn.Linear):  # noqa: F841 - the class statement is the test
+            def forward(self, X):
+                return 2 * X
+
+
+def test_a_sequential_subclass_runs_its_own_forward(backend):
+    class Residual(nn.Sequential):
+        def forward(self, X):
+            return X + super().forward(X)
+
+    net = Residual(nn.Linear(3, 3), nn.ReLU())
+    X = np.random.default_rng(0).random((2, 3)).astype(np.float32)
+    sd = net.state_dict()
+    ref = X + np.maximum(X @ sd["0.weight"] + sd["0.bias"], 0)
+    np.testing.assert_allclose(d2p.to_numpy(net(X)), ref, rtol=1e-5, atol=1e-6)
+    # the native module runs the same forward under the framework's own call
+    native_out = d2p.to_numpy(net._adapter.call(net.native, (d2p.tensor(X),), False))
+    np.testing.assert_allclose(native_out, ref, rtol=1e-5, atol=1e-6)
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+    loss = d2p.backward(lambda: ops.sum(net(X)))
+    np.testing.assert_allclose(loss, ref.sum(), rtol=1e-5)
+    active = (X @ sd["0.weight"] + sd["0.bias"] > 0).astype(np.float32)
+    np.testing.assert_allclose(net[0].bias.grad, active.sum(0), rtol=1e-5)

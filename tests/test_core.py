@@ -5,6 +5,8 @@ import pytest
 
 import d2lparams as d2p
 from d2lparams import nn
+from d2lparams.chapter import rgnet as chapter_rgnet
+from d2lparams.chapter import seed_net
 
 from conftest import sequential_reference
 
@@ -21,21 +23,6 @@ NATIVE_WEIGHT_SHAPE = {
     "mxnet": (8, 4),
     "paddle": (4, 8),
 }
-
-
-def seed_net():
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-
-
-def block1():
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU())
-
-
-def block2():
-    net = nn.Sequential()
-    for i in range(4):
-        net.add_module(f"block {i}", block1())
-    return net
 
 
 def test_seed_network_names_shapes_repr_forward(backend):
@@ -70,7 +57,7 @@ def test_parameter_members(backend):
 
 
 def test_rgnet_nested_names_and_forward(backend):
-    rgnet = nn.Sequential(block2(), nn.Linear(4, 1))
+    rgnet = chapter_rgnet()
     names = [n for n, _ in rgnet.named_parameters()]
     expected = [f"0.block {i}.{j}.{w}" for i in range(4) for j in (0, 2) for w in ("weight", "bias")]
     assert names == expected + ["1.weight", "1.bias"]
@@ -217,6 +204,8 @@ def test_backend_alone_in_a_fresh_process(backend):
     code = f"""
 import sys, numpy as np, d2lparams as d2p
 from d2lparams import nn
+from d2lparams.chapter import rgnet as chapter_rgnet
+from d2lparams.chapter import seed_net
 assert not any(m in sys.modules for m in {ALL!r}), "import d2lparams imported a framework"
 d2p.set_backend({backend!r})
 net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))

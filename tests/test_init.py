@@ -8,12 +8,9 @@ import pytest
 
 import d2lparams as d2p
 from d2lparams import init, nn
+from d2lparams.chapter import ChapterInit, seed_net
 
-from conftest import ALL, run_python
-
-
-def seed_net():
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+from conftest import ALL, cross_backends, run_python
 
 
 def test_init_normal_via_apply(backend):
@@ -44,14 +41,6 @@ def test_init_constant_xavier_and_42(backend):
     expected = np.random.default_rng(1).uniform(-bound, bound, (4, 8)).astype(np.float32)
     np.testing.assert_array_equal(net[0].weight.numpy(), expected)
     assert (net[2].weight.numpy() == 42).all()
-
-
-class ChapterInit(init.Initializer):
-    """U(5, 10) w.p. 1/4, 0 w.p. 1/2, U(-10, -5) w.p. 1/4 (the chapter's my_init)."""
-
-    def __call__(self, shape, rng):
-        w = rng.uniform(-10, 10, shape)
-        return w * (np.abs(w) >= 5)
 
 
 def test_custom_initializer_and_edits(backend):
@@ -198,7 +187,7 @@ json.dump({{k: v.tolist() for k, v in net.state_dict().items()}}, open({path!r},
 
 
 def test_same_seed_identical_arrays_across_backends(tmp_path):
-    names = d2p.available_backends()
+    names = cross_backends()
     results = {}
     for name in names:
         path = str(tmp_path / f"{name}.json")

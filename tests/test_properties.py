@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import d2lparams as d2p
 from d2lparams import init, nn
 
-from conftest import run_python
+from conftest import cross_backends, run_python
 
 # an architecture: input width, hidden widths (depth 1-5 layers in all), output width,
 # whether the first layer is lazy, and whether a square hidden layer is used twice (tied)
@@ -107,7 +107,7 @@ print(worst)
 def test_random_mlps_port_across_backends(archs):
     import tempfile
 
-    names = d2p.available_backends()
+    names = cross_backends()
     archs_json = json.dumps(archs)
     saved = {}
     for source in names:
