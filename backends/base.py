@@ -122,6 +122,12 @@ class Backend(abc.ABC):
         ``requires_grad``; with ``buffer=True`` non-trainable state instead (what BatchNorm's
         running statistics are in the framework)."""
 
+    def buffer_of(self, tensor):
+        """The buffer that holds the native tensor ``tensor`` itself (no copy), so that a
+        tensor registered twice is one buffer. The framework's tensor where it can be a
+        buffer as it is."""
+        return tensor
+
     def buffer_tensor(self, buf):
         """The tensor a user sees for a buffer (what ``named_buffers`` yields)."""
         return buf
@@ -156,8 +162,9 @@ class Backend(abc.ABC):
         return None if g is None else self.to_numpy(g)
 
     @abc.abstractmethod
-    def zero_grad(self, param) -> None:
-        """Drop the gradient so that :meth:`grad_tensor` is ``None`` again."""
+    def zero_grad(self, param, set_to_none: bool = True) -> None:
+        """Drop the gradient so that :meth:`grad_tensor` is ``None`` again; with
+        ``set_to_none=False`` fill an existing gradient with zeros instead."""
 
     def subtract_(self, param, delta) -> None:
         """``param -= delta`` in place, without recording (``delta``: a native tensor in the
@@ -227,7 +234,8 @@ class Backend(abc.ABC):
     def register(self, native, name: str, member, kind: str) -> None:
         """Register ``member`` on ``native`` under ``name`` so that the framework's own tools
         see it: ``kind`` is ``"child"`` (a native module; a sequential container appends
-        it), ``"parameter"`` or ``"buffer"``."""
+        it), ``"parameter"`` or ``"buffer"``. ``member=None`` removes what ``name`` holds
+        (the neutral layer re-registers children in order after a change)."""
 
     @abc.abstractmethod
     def inspect(self, native) -> dict:

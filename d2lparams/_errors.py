@@ -17,8 +17,11 @@ class DeferredInitializationError(D2LParamsError, RuntimeError):
     """A lazy layer's parameters were touched before their shape was known."""
 
 
-class StateDictError(D2LParamsError, ValueError):
+class StateDictError(D2LParamsError, ValueError, RuntimeError):
     """A state dict or checkpoint does not fit the module; nothing was written.
+
+    It is also a ``RuntimeError``, what PyTorch's ``load_state_dict`` raises, so code
+    written for PyTorch (``except RuntimeError``) catches it.
 
     Attributes:
         missing: keys the module has and the state lacks.

@@ -74,7 +74,8 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
         >>> round(init.calculate_gain("relu"), 4)
         1.4142
     """
-    linear = ("linear", "conv1d", "conv2d", "conv3d", "sigmoid")
+    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid")
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":
@@ -82,13 +83,21 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else float(param)
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (int, float, np.integer, np.floating)) and not isinstance(
+                param, (bool, np.bool_)):
+            slope = float(param)
+        else:
+            raise ValueError(
+                f"negative_slope {param!r} not a valid number; pass a float such as 0.2"
+            )
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(
-        f"unknown nonlinearity {nonlinearity!r}; use one of linear, sigmoid, tanh, relu, "
-        "leaky_relu, selu"
+        f"unsupported nonlinearity {nonlinearity!r}; use one of linear, conv1d/2d/3d, "
+        "sigmoid, tanh, relu, leaky_relu, selu"
     )
 
 

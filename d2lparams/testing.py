@@ -173,6 +173,9 @@ def pytest_runtest_protocol(item, nextitem):
             rep.wasxfail = data["wasxfail"]
         item.ihook.pytest_runtest_logreport(report=rep)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    # what pytest's own protocol does after an item: tear down the collectors (modules,
+    # classes) that the next item does not need, or a later in-process item fails its setup
+    item.session._setupstate.teardown_exact(nextitem)
     return True
 
 

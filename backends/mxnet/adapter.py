@@ -57,6 +57,8 @@ class MXNetAdapter(MXNetBackend):
         self._names = itertools.count()
         #: every parameter the adapter created or handed out: scanned after each backward
         self._seen: weakref.WeakSet = weakref.WeakSet()
+        #: id(NDArray) -> the buffer Parameter whose data it is (NDArray takes no weakref)
+        self._buffers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     def seed(self, n: int) -> None:
         mx.random.seed(n)
@@ -177,9 +179,11 @@ class MXNetAdapter(MXNetBackend):
             g = g + other.as_in_context(g.context)
         return g.reshape(()) if self._is_scalar(param) else g
 
-    def zero_grad(self, param) -> None:
+    def zero_grad(self, param, set_to_none=True) -> None:
+        had = self.grad_tensor(param) is not None
         param.zero_grad()
-        self._clear_mark(param)
+        if set_to_none or not had:
+            self._clear_mark(param)
 
     def subtract_(self, param, delta) -> None:
         with autograd.pause():
@@ -306,7 +310,26 @@ class MXNetAdapter(MXNetBackend):
         if current is None or isinstance(current, (gluon.Block, gluon.Parameter)):
             object.__setattr__(native, name, value)
 
+    def buffer_of(self, tensor):
+        # a Gluon Parameter whose data IS the NDArray (shared memory), one per NDArray
+        known = self._buffers.get(id(tensor))
+        if known is not None and known._data[0] is tensor:  # alive: it holds the NDArray
+            return known
+        buf = self._new_parameter(np.zeros(tensor.shape, np.float32), "null", differentiable=False)
+        buf._data = [tensor]
+        self._buffers[id(tensor)] = buf
+        return buf
+
     def register(self, native, name, member, kind) -> None:
+        if member is None:
+            old = (native._children if kind == "child" else native._reg_params).pop(name, None)
+            if old is not None and native.__dict__.get(name) is old:
+                del native.__dict__[name]
+            if kind != "child" and old is not None:
+                table = native.params._params
+                if table.get(old.name) is old and all(p is not old for p in native._reg_params.values()):
+                    del table[old.name]
+            return
         if kind == "child":
             # gluon.nn.Sequential applies self._children in order; the same block under two
             # names is applied twice.

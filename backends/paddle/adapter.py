@@ -70,9 +70,9 @@ class PaddleAdapter(PaddleBackend):
     def grad_tensor(self, param):
         return param.grad
 
-    def zero_grad(self, param) -> None:
+    def zero_grad(self, param, set_to_none=True) -> None:
         # positional on purpose: the keyword set_to_zero=False is ignored (zeros remain)
-        param.clear_gradient(False)
+        param.clear_gradient(not set_to_none)
 
     def subtract_(self, param, delta) -> None:
         # in place under no_grad: an unguarded in-place op on a leaf parameter writes and
@@ -169,7 +169,10 @@ class PaddleAdapter(PaddleBackend):
         return self.native_class_for(module, Custom)(module)
 
     def register(self, native, name, member, kind) -> None:
-        if kind == "child":
+        if member is None:
+            table = {"child": "_sub_layers", "parameter": "_parameters", "buffer": "_buffers"}
+            getattr(native, table[kind]).pop(name, None)
+        elif kind == "child":
             native.add_sublayer(name, member)
         elif kind == "parameter":
             native.add_parameter(name, member)

@@ -40,6 +40,8 @@ class TensorFlowAdapter(TensorFlowBackend):
         # id(tf.Variable) -> its keras.Variable, for every variable this adapter has seen;
         # backward uses it to skip frozen ones.
         self._keras_of: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        #: id(tf.Tensor) -> (weak reference to it, the variable holding it as a buffer)
+        self._buffers: dict = {}
 
     def version(self) -> str:
         return f"{tf.__version__} (Keras {keras.__version__})"
@@ -98,10 +100,14 @@ class TensorFlowAdapter(TensorFlowBackend):
         self._remember(param)
         return getattr(self._tf_var(param), _GRAD, None)
 
-    def zero_grad(self, param) -> None:
+    def zero_grad(self, param, set_to_none=True) -> None:
         tv = self._tf_var(param)
-        if getattr(tv, _GRAD, None) is not None:
-            object.__delattr__(tv, _GRAD)
+        grad = getattr(tv, _GRAD, None)
+        if grad is not None:
+            if set_to_none:
+                object.__delattr__(tv, _GRAD)
+            else:
+                object.__setattr__(tv, _GRAD, tf.zeros_like(grad))
 
     def subtract_(self, param, delta) -> None:
         param.assign_sub(delta)
@@ -203,7 +209,21 @@ class TensorFlowAdapter(TensorFlowBackend):
         layer.__dict__["_d2p_module"] = module
         return layer
 
+    def buffer_of(self, tensor):
+        if isinstance(tensor, keras.Variable):
+            return tensor
+        # a tf.Tensor is immutable: hold it in a variable, one per tensor object
+        known = self._buffers.get(id(tensor))
+        if known is not None and known[0]() is tensor:
+            return known[1]
+        var = keras.Variable(tensor, trainable=False)
+        self._buffers[id(tensor)] = (weakref.ref(tensor), var)
+        return var
+
     def register(self, native, name, member, kind) -> None:
+        if member is None:
+            self._remove_member(native, name)
+            return
         if kind == "child" and isinstance(native, Sequential):
             native._d2p_layers.append(member)
             native._d2p_names.append(name)
@@ -216,8 +236,42 @@ class TensorFlowAdapter(TensorFlowBackend):
     def _add_member(self, native, name, value, kind) -> None:
         if isinstance(native, Container):
             native._d2p_add(name, value, kind)
-        else:
+            return
+        # a built Keras layer is locked against new state; d2lparams adds it as PyTorch does
+        locked = native._tracker.locked
+        native._tracker.unlock()
+        try:
             setattr(native, name, value)
+        finally:
+            if locked:
+                native._lock_state()
+
+    def _remove_member(self, native, name) -> None:
+        if isinstance(native, Sequential) and name in native._d2p_names:
+            i = native._d2p_names.index(name)
+            del native._d2p_names[i]
+            del native._d2p_layers[i]
+        if isinstance(native, Container):
+            members = native._d2p_members
+            old = members.get(name)
+            if old is None:
+                return
+            dict.__delitem__(members, name)
+            native._d2p_kinds.pop(name, None)
+            if all(v is not old for v in members.values()):
+                native._tracker.untrack(old)
+            if name in native._d2p_attributes:
+                native._d2p_attributes.discard(name)
+                object.__delattr__(native, name)
+            return
+        old = getattr(native, name, None)
+        if old is not None:
+            locked = native._tracker.locked
+            native._tracker.unlock()
+            native._tracker.untrack(old)
+            object.__delattr__(native, name)
+            if locked:
+                native._lock_state()
 
     def _adopt(self, native, name, var) -> None:
         # A free keras.Variable is named "variable"; give it the path add_weight would.

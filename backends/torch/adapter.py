@@ -48,8 +48,11 @@ class TorchAdapter(TorchBackend):
     def grad_tensor(self, param):
         return param.grad
 
-    def zero_grad(self, param) -> None:
-        param.grad = None
+    def zero_grad(self, param, set_to_none=True) -> None:
+        if set_to_none:
+            param.grad = None
+        elif param.grad is not None:
+            param.grad.detach_().zero_()
 
     def subtract_(self, param, delta) -> None:
         with torch.no_grad():
@@ -119,7 +122,10 @@ class TorchAdapter(TorchBackend):
         return self.native_class_for(module, Custom)(module)
 
     def register(self, native, name, member, kind) -> None:
-        if kind == "child":
+        if member is None:
+            table = {"child": "_modules", "parameter": "_parameters", "buffer": "_buffers"}
+            getattr(native, table[kind]).pop(name, None)
+        elif kind == "child":
             native.add_module(name, member)
         elif kind == "parameter":
             native.register_parameter(name, member)

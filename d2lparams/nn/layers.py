@@ -41,10 +41,26 @@ class _Layer(Module):
 
     def _build(self, **options) -> None:
         self.__dict__["_options"] = options
-        self.__dict__["_native"] = self._adapter.layer(self._kind, **options)
+        self.__dict__["_native"] = self._make_native()
+
+    def _make_native(self):
+        return self._adapter.layer(self._kind, **self.__dict__["_options"])
+
+    def _copy_own_state(self, source) -> None:
+        ad = self._adapter
+        theirs = source._raw_state() or {}
+        mine = self._raw_state() or {}
+        for name, member in theirs.items():
+            if name in mine:
+                ad.assign(mine[name], ad.to_numpy(member))
+                if name not in self._buffer_names:
+                    ad.requires_grad(mine[name], ad.requires_grad(member))
+
+    def _raw_state(self) -> dict | None:
+        return self._adapter.layer_state(self.native, self._kind)
 
     def _state(self) -> dict:
-        state = self._adapter.layer_state(self.native, self._kind)
+        state = self._raw_state()
         if state is None:
             raise DeferredInitializationError(
                 f"{self._unbuilt_text()} has no parameters yet: its input size is learnt at "
@@ -57,15 +73,19 @@ class _Layer(Module):
         return f"{type(self).__name__}({self.extra_repr()})"
 
     def _local_parameters(self):
-        return OrderedDict(
+        own = OrderedDict(
             (name, Parameter._view(self._adapter, member, self._transposed(name)))
             for name, member in self._state().items() if name not in self._buffer_names
         )
+        own.update(self._parameters)  # extra parameters assigned by the user
+        return own
 
     def _local_buffers(self):
-        return OrderedDict(
+        own = OrderedDict(
             (name, member) for name, member in self._state().items() if name in self._buffer_names
         )
+        own.update(self._buffers)
+        return own
 
     def _transposed(self, name: str) -> bool:
         return False
@@ -199,7 +219,7 @@ class _Stateless(_Layer):
         super().__init__(backend=backend)
         self._build(**options)
 
-    def _state(self) -> dict:
+    def _raw_state(self) -> dict:
         return {}
 
 
@@ -312,53 +332,105 @@ class BatchNorm1d(_Layer):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
+def _index(key, size: int, what: str) -> int:
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+        raise TypeError(f"{what} indices must be integers or slices, got {type(key).__name__}")
+    index = int(key)
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of range for a {what} of {size}")
+    return index % size if size else index
+
+
 class Sequential(Module):
     """Applies its children in order; the same module may appear twice (tied).
+
+    Takes modules, or one ``OrderedDict`` of named modules. Indexing, slicing (a new
+    ``Sequential`` of the same modules), ``net[i] = m``, ``del net[i]``, ``insert``,
+    ``append``, ``extend`` and ``pop`` behave as in PyTorch, natively too.
 
     Examples:
         >>> import d2lparams as d2p
         >>> from d2lparams import nn
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1), backend="torch")
-        >>> net[2].bias.shape, len(net)
-        ((1,), 3)
+        >>> net[2].bias.shape, len(net), [type(m).__name__ for m in net[1:]]
+        ((1,), 3, ['ReLU', 'Linear'])
     """
 
-    def __init__(self, *modules: Module, backend: str | None = None) -> None:
-        if modules and backend is None and isinstance(modules[0], Module):
-            backend = modules[0].backend
+    def __init__(self, *modules, backend: str | None = None) -> None:
+        named = list(modules[0].items()) if len(modules) == 1 and isinstance(
+            modules[0], OrderedDict) else [(str(i), m) for i, m in enumerate(modules)]
+        if named and backend is None and isinstance(named[0][1], Module):
+            backend = named[0][1].backend
         super().__init__(backend=backend)
+        for name, module in named:
+            self.add_module(name, module)
+
+    def _make_native(self):
         # a subclass with its own forward gets a native module that runs that forward
         if type(self).forward is Sequential.forward:
-            self.__dict__["_native"] = self._adapter.container("sequential")
-        for module in modules:
-            self.append(module)
+            return self._adapter.container("sequential")
+        return super()._make_native()
 
     def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end under the name ``str(len(self))``."""
         self.add_module(str(len(self._modules)), module)
         return self
 
-    def add_module(self, name: str, module: Module) -> None:
-        if name in self._modules:
-            raise KeyError(
-                f"Sequential already has a child named {name!r}; pick another name"
-            )
-        super().add_module(name, module)
+    def extend(self, modules) -> Sequential:
+        """Append every module of ``modules``."""
+        for module in modules:
+            self.append(module)
+        return self
 
-    def _by_index(self, index: int) -> Module:
+    def insert(self, index: int, module: Module) -> Sequential:
+        """Put ``module`` at position ``index``; later children move one place up (PyTorch:
+        children are renumbered ``"0"``, ``"1"``, ...)."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.insert takes an nn.Module, got {type(module).__name__}")
+        n = len(self._modules)
+        if not -n <= index <= n:
+            raise IndexError(f"index {index} is out of range for a Sequential of {n}")
+        index = index % (n + 1) if index < 0 else index
         items = list(self._modules.values())
-        if not -len(items) <= index < len(items):
-            raise IndexError(f"index {index} is out of range for a Sequential of {len(items)}")
-        return items[index]
+        items.insert(index, module)
+        self._renumber(items)
+        return self
+
+    def pop(self, key):
+        """Remove and return the child at ``key`` (an index or a slice)."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def _renumber(self, items: list) -> None:
+        for item in items:
+            self._check_same_backend(item, "module")
+        old = list(self._modules)
+        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(items))
+        self._rebuild_children(old)
 
     def __getitem__(self, key):
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            return self._by_index(int(key))
+        if isinstance(key, slice):
+            return type(self)(OrderedDict(list(self._modules.items())[key]), backend=self.backend)
         if isinstance(key, str):
             if key not in self._modules:
                 raise KeyError(f"no child named {key!r}; children: {list(self._modules)}")
             return self._modules[key]
-        raise TypeError(f"Sequential indices are ints or child names, got {type(key).__name__}")
+        items = list(self._modules.values())
+        return items[_index(key, len(items), "Sequential")]
+
+    def __setitem__(self, key, module: Module) -> None:
+        names = list(self._modules)
+        name = key if isinstance(key, str) else names[_index(key, len(names), "Sequential")]
+        setattr(self, name, module)
+
+    def __delitem__(self, key) -> None:
+        items = list(self._modules.values())
+        if isinstance(key, slice):
+            drop = set(range(len(items))[key])
+        else:
+            drop = {_index(key, len(items), "Sequential")}
+        self._renumber([m for i, m in enumerate(items) if i not in drop])
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -382,12 +454,15 @@ class Sequential(Module):
 
 class ModuleList(Module):
     """A list of modules, registered as children ``"0"``, ``"1"``, ...; it has no forward.
+    Indexing, slicing, ``ml[i] = m``, ``del ml[i]``, ``insert``, ``append``, ``extend``,
+    ``pop`` and ``+=`` behave as in PyTorch, natively too.
 
     Examples:
         >>> import d2lparams as d2p
         >>> layers = d2p.nn.ModuleList([d2p.nn.Linear(2, 2, backend="torch")])
+        >>> layers += [d2p.nn.ReLU(backend="torch")]
         >>> len(layers)
-        1
+        2
     """
 
     def __init__(self, modules=(), *, backend: str | None = None) -> None:
@@ -395,23 +470,64 @@ class ModuleList(Module):
         if modules and backend is None and isinstance(modules[0], Module):
             backend = modules[0].backend
         super().__init__(backend=backend)
-        if type(self).forward is ModuleList.forward:
-            self.__dict__["_native"] = self._adapter.container("list")
         for module in modules:
             self.append(module)
 
+    def _make_native(self):
+        if type(self).forward is ModuleList.forward:
+            return self._adapter.container("list")
+        return super()._make_native()
+
+    def __call__(self, *args):
+        if type(self).forward is ModuleList.forward:
+            self.forward(*args)  # a ModuleList has no forward: PyTorch's error
+        return super().__call__(*args)
+
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end under the name ``str(len(self))``."""
         self.add_module(str(len(self._modules)), module)
         return self
 
     def extend(self, modules) -> ModuleList:
+        """Append every module of ``modules``."""
         for module in modules:
             self.append(module)
         return self
 
-    def __getitem__(self, index: int) -> Module:
+    def __iadd__(self, modules) -> ModuleList:
+        return self.extend(modules)
+
+    def __add__(self, other) -> ModuleList:
+        return ModuleList([*self, *other], backend=self.backend)
+
+    def insert(self, index: int, module: Module) -> None:
+        """Put ``module`` at position ``index``; later ones move one place up."""
         items = list(self._modules.values())
-        return items[index]
+        items.insert(index, module)
+        self._renumber(items)
+
+    def pop(self, key):
+        """Remove and return the module at ``key``."""
+        value = self[key]
+        del self[key]
+        return value
+
+    _renumber = Sequential._renumber
+
+    def __getitem__(self, key):
+        items = list(self._modules.values())
+        if isinstance(key, slice):
+            return type(self)(items[key], backend=self.backend)
+        return items[_index(key, len(items), "ModuleList")]
+
+    def __setitem__(self, key, module: Module) -> None:
+        setattr(self, str(_index(key, len(self._modules), "ModuleList")), module)
+
+    def __delitem__(self, key) -> None:
+        items = list(self._modules.values())
+        drop = set(range(len(items))[key]) if isinstance(key, slice) else {
+            _index(key, len(items), "ModuleList")}
+        self._renumber([m for i, m in enumerate(items) if i not in drop])
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -12,7 +13,43 @@ from .._tensor import as_array, zeros
 from ..autograd import no_grad
 from .parameter import Parameter
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` skipped (PyTorch's ``_IncompatibleKeys``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+def _has_attribute(obj, name: str) -> bool:
+    """``hasattr`` that also counts an attribute whose getter raises (a lazy layer's
+    ``weight`` exists before it can be read)."""
+    try:
+        getattr(obj, name)
+    except AttributeError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def _missing_attribute(module, name: str) -> str:
+    """The message of an AttributeError: says where the attribute is when d2lparams has no
+    such name but the framework's own module has (``.native``)."""
+    text = f"{type(module).__name__!r} object has no attribute {name!r}"
+    native = module.__dict__.get("_native")
+    if native is not None and not name.startswith("_") and hasattr(type(native), name):
+        text += (
+            f"; d2lparams does not provide it, but the framework's own module does: use "
+            f"module.native.{name} ({type(native).__module__}.{type(native).__name__})"
+        )
+    return text
 
 
 def _addindent(text: str, spaces: int) -> str:
@@ -78,29 +115,40 @@ class Module:
 
     def _check_init(self) -> None:
         if "_adapter" not in self.__dict__:
-            raise RuntimeError(
-                f"{type(self).__name__}.__init__ must call super().__init__() before it "
-                "assigns modules or parameters"
+            raise AttributeError(
+                f"cannot assign modules, parameters or buffers before Module.__init__() call: "
+                f"{type(self).__name__}.__init__ must call super().__init__() first"
             )
 
-    # -- registration ------------------------------------------------------------------------
+    # -- registration (PyTorch's rules) ------------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, (Module, Parameter)) or name in self.__dict__.get("_buffers", ()):
-            self._check_init()
+        d = self.__dict__
         if isinstance(value, Parameter):
+            self._check_init()
+            self._forget(name, keep="_parameters")
             self.register_parameter(name, value)
+        elif name in d.get("_parameters", ()):
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                    "(nn.Parameter or None expected); to change its value write "
+                    f"{type(self).__name__.lower()}.{name}.set(value)"
+                )
+            self.register_parameter(name, None)
         elif isinstance(value, Module):
-            self.add_module(name, value)
-        elif name in self.__dict__.get("_buffers", ()):
+            self._check_init()
+            self._forget(name, keep="_modules")
+            self._set_child(name, value)
+        elif name in d.get("_modules", ()):
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                    "(nn.Module or None expected)"
+                )
+            self._set_child(name, None)
+        elif name in d.get("_buffers", ()):
             self.register_buffer(name, value)
         else:
-            for table in ("_parameters", "_modules"):
-                if name in self.__dict__.get(table, ()):
-                    raise TypeError(
-                        f"cannot assign {type(value).__name__} to {type(self).__name__}.{name}, "
-                        f"which holds a registered {table[1:-1]}; assign an nn.Parameter / "
-                        "nn.Module, or delete the attribute first"
-                    )
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str):
@@ -108,26 +156,50 @@ class Module:
         if "_parameters" in d:
             if name in d["_parameters"]:
                 p = d["_parameters"][name]
-                return p.value() if _state.in_forward.get() else p
+                return p.value() if p is not None and _state.in_forward.get() else p
             if name in d["_buffers"]:
-                return d["_adapter"].buffer_tensor(d["_buffers"][name])
+                buf = d["_buffers"][name]
+                return None if buf is None else d["_adapter"].buffer_tensor(buf)
             if name in d["_modules"]:
                 return d["_modules"][name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(_missing_attribute(self, name))
 
     def __delattr__(self, name: str) -> None:
-        for table in ("_parameters", "_modules", "_buffers"):
+        for table in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__.get(table, ()):
-                raise TypeError(
-                    f"cannot delete the registered {table[1:-1]} {name!r}: the native module "
-                    "keeps it; build a new module instead"
-                )
+                self._remove_member(table, name)
+                return
         object.__delattr__(self, name)
 
-    def _check_name(self, name, kind: str) -> None:
-        if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(
-                f"a {kind} name must be a non-empty str without '.', got {name!r}"
+    def _forget(self, name: str, keep: str) -> None:
+        """Before ``name`` becomes a member of table ``keep``: drop a plain attribute and a
+        member of another table under that name (PyTorch's ``remove_from``)."""
+        self.__dict__.pop(name, None)
+        for table in ("_parameters", "_buffers", "_modules"):
+            if table != keep and name in self.__dict__[table]:
+                self._remove_member(table, name)
+
+    def _remove_member(self, table: str, name: str) -> None:
+        kind = {"_parameters": "parameter", "_buffers": "buffer", "_modules": "child"}[table]
+        old = list(self.__dict__[table])
+        del self.__dict__[table][name]
+        if kind == "child":
+            self._rebuild_children(old)
+        else:
+            self._adapter.register(self.native, name, None, kind)
+
+    def _check_name(self, name, kind: str, table: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string, got {type(name).__name__}: {name!r}")
+        if "." in name:
+            raise KeyError(f"{kind} name must not contain a dot, got {name!r}; dots separate "
+                           "the levels of a structural name")
+        if name == "":
+            raise KeyError(f"{kind} name must not be the empty string")
+        if name not in self.__dict__[table] and _has_attribute(self, name):
+            raise KeyError(
+                f"attribute '{name}' already exists on {type(self).__name__}; pick another "
+                f"name, or delete the attribute first (del module.{name})"
             )
 
     def _check_same_backend(self, obj, what: str) -> None:
@@ -138,59 +210,81 @@ class Module:
                 "backend, or port values with load_state_dict(other.state_dict())"
             )
 
-    def add_module(self, name: str, module: Module) -> None:
-        """Register ``module`` as child ``name`` (any string without a dot)."""
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` (or ``None``) as child ``name``, natively too."""
         self._check_init()
-        self._check_name(name, "module")
-        if not isinstance(module, Module):
-            raise TypeError(f"add_module({name!r}, ...) takes an nn.Module, got {type(module).__name__}")
-        self._check_same_backend(module, f"module {name!r}")
-        if name in self._parameters or name in self._buffers:
-            raise KeyError(f"attribute {name!r} already holds a parameter or buffer")
-        self._register_child(name, module)
-        self._modules[name] = module
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(
+                f"{type(module).__module__}.{type(module).__name__} is not an nn.Module; "
+                "wrap a native model with d2p.wrap(model)"
+            )
+        self._check_name(name, "module", "_modules")
+        self._set_child(name, module)
 
-    def register_module(self, name: str, module: Module) -> None:
+    def register_module(self, name: str, module: Module | None) -> None:
         """Alias of :meth:`add_module`."""
         self.add_module(name, module)
 
-    def _register_child(self, name: str, module: Module) -> None:
-        self._adapter.register(self.native, name, module.native, "child")
+    def _set_child(self, name: str, module: Module | None) -> None:
+        if module is not None:
+            self._check_same_backend(module, f"module {name!r}")
+        modules = self.__dict__["_modules"]
+        if name in modules:  # replaced in place: the native side keeps the order
+            old = list(modules)
+            modules[name] = module
+            self._rebuild_children(old)
+            return
+        modules[name] = module
+        if module is not None:
+            self._adapter.register(self.native, name, module.native, "child")
+
+    def _rebuild_children(self, old_names) -> None:
+        """Make the native children match ``_modules`` (order included) after a child was
+        replaced, inserted or deleted; ``old_names`` are the native children's names."""
+        ad, native = self._adapter, self.native
+        for name in old_names:
+            ad.register(native, name, None, "child")
+        for name, module in self._modules.items():
+            if module is not None:
+                ad.register(native, name, module.native, "child")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
-        """Register ``param`` under ``name`` (as assigning ``self.name = param`` does)."""
+        """Register ``param`` (or ``None``: an absent optional parameter) under ``name``, as
+        assigning ``self.name = param`` does."""
         self._check_init()
-        self._check_name(name, "parameter")
-        if not isinstance(param, Parameter):
+        self._check_name(name, "parameter", "_parameters")
+        if param is not None and not isinstance(param, Parameter):
             raise TypeError(
-                f"register_parameter({name!r}, ...) takes an nn.Parameter, got "
-                f"{type(param).__name__}; wrap the value: nn.Parameter(value)"
+                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                "(nn.Parameter or None required); wrap the value: nn.Parameter(value)"
             )
-        self._check_same_backend(param, f"parameter {name!r}")
-        if name in self._modules or name in self._buffers:
-            raise KeyError(f"attribute {name!r} already holds a module or buffer")
-        self._adapter.register(self.native, name, param.native, "parameter")
+        if param is not None:
+            self._check_same_backend(param, f"parameter {name!r}")
         self._parameters[name] = param
+        self._adapter.register(self.native, name, None if param is None else param.native,
+                               "parameter")
 
-    def register_buffer(self, name: str, value) -> None:
-        """Register non-trainable state (in ``state_dict`` and ``named_buffers``)."""
+    def register_buffer(self, name: str, tensor) -> None:
+        """Register non-trainable state (in ``state_dict`` and ``named_buffers``): a native
+        tensor of this backend (kept as it is: registered twice, it is one buffer), a NumPy
+        array (copied), or ``None``."""
         self._check_init()
-        self._check_name(name, "buffer")
-        if name in self._modules or name in self._parameters:
-            raise KeyError(f"attribute {name!r} already holds a module or parameter")
-        array = np.array(as_array(value), dtype=np.float32, copy=True)
-        if name in self._buffers:
-            buf = self._buffers[name]
-            if tuple(self._adapter.param_shape(buf)) != array.shape:
-                raise ValueError(
-                    f"buffer {name!r} has shape {tuple(self._adapter.param_shape(buf))}, "
-                    f"got a value of shape {array.shape}"
-                )
-            self._adapter.assign(buf, array)
-            return
-        buf = self._adapter.create_parameter(array, buffer=True)
-        self._adapter.register(self.native, name, buf, "buffer")
+        self._check_name(name, "buffer", "_buffers")
+        ad = self._adapter
+        if tensor is None:
+            buf = None
+        elif ad.is_tensor(tensor):
+            buf = ad.buffer_of(tensor)
+        elif isinstance(tensor, (np.ndarray, np.generic)):
+            buf = ad.create_parameter(np.array(as_array(tensor), dtype=np.float32), buffer=True)
+        else:
+            raise TypeError(
+                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (a "
+                f"{ad.name} tensor, a NumPy array or None required); for a number write "
+                "np.asarray(value, dtype=np.float32)"
+            )
         self._buffers[name] = buf
+        ad.register(self.native, name, buf, "buffer")
 
     # -- local members (built-in layers derive them from the native module) ------------------
     def _local_parameters(self) -> OrderedDict[str, Parameter]:
@@ -201,8 +295,9 @@ class Module:
 
     # -- calling -----------------------------------------------------------------------------
     def forward(self, *args):
-        raise TypeError(
-            f"{type(self).__name__} has no forward; define forward(self, X) in the subclass"
+        raise NotImplementedError(
+            f'Module [{type(self).__name__}] is missing the required "forward" function; '
+            "define forward(self, X) in the subclass"
         )
 
     def _as_input(self, x):
@@ -269,6 +364,8 @@ class Module:
             memo.add(id(self))
         yield prefix, self
         for name, module in self._modules.items():
+            if module is None:
+                continue
             sub = f"{prefix}.{name}" if prefix else name
             yield from module.named_modules(memo, sub, remove_duplicate)
 
@@ -279,7 +376,7 @@ class Module:
     def named_children(self):
         seen = set()
         for name, module in self._modules.items():
-            if id(module) not in seen:
+            if module is not None and id(module) not in seen:
                 seen.add(id(module))
                 yield name, module
 
@@ -296,6 +393,8 @@ class Module:
         )
         for mod_prefix, module in pairs:
             for name, member in local(module).items():
+                if member is None:
+                    continue
                 if remove_duplicate:
                     if id(member) in seen:
                         continue
@@ -340,10 +439,10 @@ class Module:
 
     def train(self, mode: bool = True):
         """Set training mode (``False``: inference) on this module and all below it."""
-        if not isinstance(mode, bool):
-            raise TypeError(f"train(mode) takes True or False, got {mode!r}")
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
         for module in self.modules():
-            module._set_mode(mode)
+            module._set_mode(bool(mode))
         return self
 
     def _set_mode(self, mode: bool) -> None:
@@ -354,10 +453,47 @@ class Module:
         """Inference mode: ``train(False)``."""
         return self.train(False)
 
-    def zero_grad(self) -> None:
-        """Drop every parameter's gradient (``grad`` is ``None`` again)."""
+    def requires_grad_(self, requires_grad: bool = True):
+        """Freeze (``False``) or unfreeze every parameter; returns ``self``."""
         for p in self.parameters():
-            p.zero_grad()
+            p.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (``grad`` is ``None`` again), or with
+        ``set_to_none=False`` fill the existing gradients with zeros."""
+        for p in self.parameters():
+            p.zero_grad(set_to_none)
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at the dotted path ``target`` (``""``: this module).
+
+        Raises:
+            AttributeError: a step of the path is no child module.
+        """
+        if target == "":
+            return self
+        module: Module = self
+        for item in target.split("."):
+            child = module._modules.get(item) if isinstance(module, Module) else None
+            if child is None:
+                raise AttributeError(
+                    f"{type(module).__name__} has no attribute `{item}` (no child module "
+                    f"named {item!r} on the path {target!r}); children: {list(module._modules)}"
+                )
+            module = child
+        return module
+
+    def set_submodule(self, target: str, module: Module) -> None:
+        """Put ``module`` at the dotted path ``target`` (its parent must exist)."""
+        if not isinstance(module, Module):
+            raise TypeError(f"set_submodule takes an nn.Module, got {type(module).__name__}")
+        if target == "":
+            raise ValueError("set_submodule needs a non-empty target")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        parent._forget(name, keep="_modules")
+        parent._set_child(name, module)
 
     def num_parameters(self) -> int:
         """The number of scalars in all parameters, tied ones counted once."""
@@ -396,9 +532,11 @@ class Module:
         for mod_prefix, module in self.named_modules(prefix=prefix, remove_duplicate=False):
             head = f"{mod_prefix}." if mod_prefix else ""
             for name, p in module._local_parameters().items():
-                out[head + name] = (p, True)
+                if p is not None:
+                    out[head + name] = (p, True)
             for name, b in module._local_buffers().items():
-                out[head + name] = (b, False)
+                if b is not None:
+                    out[head + name] = (b, False)
         return out
 
     def _target_shape(self, member, is_param) -> tuple:
@@ -493,9 +631,40 @@ class Module:
         return text + ")"
 
     def __dir__(self):
-        return sorted(
-            set(super().__dir__())
-            | set(self._parameters)
-            | set(self._modules)
-            | set(self._buffers)
-        )
+        members = set(self._parameters) | set(self._modules) | set(self._buffers)
+        return sorted(set(super().__dir__()) | {m for m in members if m.isidentifier()})
+
+    # -- copying -----------------------------------------------------------------------------
+    def __deepcopy__(self, memo):
+        """An independent copy on the same backend: new native objects holding copies of the
+        values; ties and shared members stay shared within the copy."""
+        if id(self) in memo:
+            return memo[id(self)]
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        d, nd = self.__dict__, new.__dict__
+        for key in ("_adapter", "training"):
+            nd[key] = d[key]
+        nd.update(_native=None, _modules=OrderedDict(), _parameters=OrderedDict(),
+                  _buffers=OrderedDict())
+        for key, value in d.items():
+            if key not in nd:
+                nd[key] = copy.deepcopy(value, memo)
+        new._copy_own_state(self)
+        for name, p in d["_parameters"].items():
+            new.register_parameter(name, copy.deepcopy(p, memo))
+        for name, buf in d["_buffers"].items():
+            if buf is not None and id(buf) not in memo:
+                value = self._adapter.to_numpy(buf)
+                memo[id(buf)] = self._adapter.create_parameter(value, buffer=True)
+            nd["_buffers"][name] = None if buf is None else memo[id(buf)]
+            self._adapter.register(new.native, name, nd["_buffers"][name], "buffer")
+        for name, child in d["_modules"].items():
+            new._set_child(name, None if child is None else copy.deepcopy(child, memo))
+        new._set_mode(self.training)
+        return new
+
+    def _copy_own_state(self, source: Module) -> None:
+        """Copy what the native module holds beyond registered members (built-in layers:
+        their parameters and buffers)."""

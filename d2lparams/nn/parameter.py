@@ -139,9 +139,19 @@ class Parameter:
         self.requires_grad = flag
         return self
 
-    def zero_grad(self) -> None:
-        """Drop the accumulated gradient (``grad`` is ``None`` again)."""
-        self._adapter.zero_grad(self._native)
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the accumulated gradient (``grad`` is ``None`` again), or with
+        ``set_to_none=False`` fill it with zeros (no gradient stays ``None``)."""
+        self._adapter.zero_grad(self._native, set_to_none)
+
+    def __deepcopy__(self, memo) -> Parameter:
+        """A new parameter on the same backend holding a copy of the value (canonical
+        layout) and the same ``requires_grad``; no gradient."""
+        if id(self) in memo:
+            return memo[id(self)]
+        new = Parameter(self.numpy(), requires_grad=self.requires_grad, backend=self.backend)
+        memo[id(self)] = new
+        return new
 
     # -- writing -----------------------------------------------------------------------------
     def _write(self, canonical: np.ndarray) -> None:

@@ -90,18 +90,21 @@ class Optimizer:
                 p.zero_grad()
 
     def state_dict(self) -> dict:
-        """``{"state": {index: {name: np.ndarray}}, "param_groups": [...]}``, PyTorch's form
-        (parameters by index, buffers in the canonical layout)."""
-        index, state, groups = 0, {}, []
+        """``{"state": {index: {name: np.ndarray}}, "param_groups": [...]}``, PyTorch's form:
+        a parameter's index is its place of first appearance over the groups; buffers are in
+        the canonical layout."""
+        index_of: dict = {}
+        state, groups, start = {}, [], 0
         for group in self.param_groups:
-            ids = []
-            for p in group["params"]:
+            for i, p in enumerate(group["params"], start):
+                index_of.setdefault(id(p.native), i)
+            ids = [index_of[id(p.native)] for p in group["params"]]
+            start += len(ids)
+            for p, index in zip(group["params"], ids):
                 entry = self.state.get(id(p.native))
                 if entry and entry.get("momentum_buffer") is not None:
                     buf = p._adapter.to_numpy(entry["momentum_buffer"])
                     state[index] = {"momentum_buffer": p._canonical(buf)}
-                ids.append(index)
-                index += 1
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
         return {"state": state, "param_groups": groups}
 
@@ -113,15 +116,16 @@ class Optimizer:
                 f"the state has {len(groups) if isinstance(groups, list) else 'no'} param "
                 f"groups, this optimizer {len(self.param_groups)}"
             )
-        params = [p for g in self.param_groups for p in g["params"]]
+        params: dict = {}  # saved index -> this optimizer's parameter, PyTorch's pairing
         for mine, theirs in zip(self.param_groups, groups):
             if len(mine["params"]) != len(theirs["params"]):
                 raise ValueError("a param group's size differs from the saved one")
+            params.update(zip((int(i) for i in theirs["params"]), mine["params"]))
         buffers = {}
         for key, entry in state_dict.get("state", {}).items():
             i = int(key)
-            if not 0 <= i < len(params):
-                raise ValueError(f"state refers to parameter {i}; there are {len(params)}")
+            if i not in params:
+                raise ValueError(f"state refers to parameter {i}; the groups hold {sorted(params)}")
             buf = np.asarray(entry["momentum_buffer"], dtype=np.float32)
             if buf.shape != params[i].shape:
                 raise ValueError(
