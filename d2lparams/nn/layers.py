@@ -393,7 +393,7 @@ class Sequential(Module):
         index = index % (n + 1) if index < 0 else index
         items = list(self._modules.values())
         items.insert(index, module)
-        self._renumber(items)
+        self._set_children(items)
         return self
 
     def pop(self, key):
@@ -401,13 +401,6 @@ class Sequential(Module):
         value = self[key]
         del self[key]
         return value
-
-    def _renumber(self, items: list) -> None:
-        for item in items:
-            self._check_same_backend(item, "module")
-        old = list(self._modules)
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(items))
-        self._rebuild_children(old)
 
     def __getitem__(self, key):
         if isinstance(key, slice):
@@ -430,7 +423,7 @@ class Sequential(Module):
             drop = set(range(len(items))[key])
         else:
             drop = {_index(key, len(items), "Sequential")}
-        self._renumber([m for i, m in enumerate(items) if i not in drop])
+        self._set_children([m for i, m in enumerate(items) if i not in drop])
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -504,15 +497,13 @@ class ModuleList(Module):
         """Put ``module`` at position ``index``; later ones move one place up."""
         items = list(self._modules.values())
         items.insert(index, module)
-        self._renumber(items)
+        self._set_children(items)
 
     def pop(self, key):
         """Remove and return the module at ``key``."""
         value = self[key]
         del self[key]
         return value
-
-    _renumber = Sequential._renumber
 
     def __getitem__(self, key):
         items = list(self._modules.values())
@@ -527,7 +518,7 @@ class ModuleList(Module):
         items = list(self._modules.values())
         drop = set(range(len(items))[key]) if isinstance(key, slice) else {
             _index(key, len(items), "ModuleList")}
-        self._renumber([m for i, m in enumerate(items) if i not in drop])
+        self._set_children([m for i, m in enumerate(items) if i not in drop])
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -238,6 +238,15 @@ class Module:
         if module is not None:
             self._adapter.register(self.native, name, module.native, "child")
 
+    def _set_children(self, modules: list) -> None:
+        """Make ``modules`` the children, named ``"0"``, ``"1"``, ... (containers after an
+        insertion or a deletion, as PyTorch renumbers them)."""
+        for module in modules:
+            self._check_same_backend(module, "module")
+        old = list(self._modules)
+        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
+        self._rebuild_children(old)
+
     def _rebuild_children(self, old_names) -> None:
         """Make the native children match ``_modules`` (order included) after a child was
         replaced, inserted or deleted; ``old_names`` are the native children's names."""
