@@ -7,8 +7,8 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import _registry, _state
+from .._checks import InvalidValue, count_nonfinite, finite_float32, float32_array
 from .._errors import StateDictError
-from .._tensor import as_array
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -128,6 +128,11 @@ class Module:
             raise ValueError(
                 f"a {kind} name must be a non-empty str without '.', got {name!r}"
             )
+        if name == "__metadata__" and kind != "module":
+            raise ValueError(
+                f"a {kind} cannot be named '__metadata__': checkpoint files (safetensors) "
+                "reserve that name for their metadata; pick another name"
+            )
 
     def _check_same_backend(self, obj, what: str) -> None:
         if obj._adapter is not self._adapter:
@@ -177,7 +182,7 @@ class Module:
         self._check_name(name, "buffer")
         if name in self._modules or name in self._parameters:
             raise KeyError(f"attribute {name!r} already holds a module or parameter")
-        array = np.array(as_array(value), dtype=np.float32, copy=True)
+        array = np.array(finite_float32(value, f"register_buffer({name!r})"), copy=True)
         if name in self._buffers:
             buf = self._buffers[name]
             if tuple(self._adapter.param_shape(buf)) != array.shape:
@@ -427,13 +432,25 @@ class Module:
             out[name] = member.numpy() if is_param else self._adapter.param_get(member)
         return out
 
-    def load_state_dict(self, state, strict: bool = True) -> IncompatibleKeys:
-        """Load ``state`` atomically: every key and shape is checked before anything is
-        written.
+    def load_state_dict(self, state, strict: bool = True, *,
+                        allow_nonfinite: bool = False) -> IncompatibleKeys:
+        """Load ``state`` atomically: every key, shape and value is checked before anything
+        is written.
+
+        Values are converted to float32; they must be real numbers and, unless
+        ``allow_nonfinite=True``, finite (NaN, inf and numbers beyond float32's range are
+        refused, as ``Parameter.set`` refuses them). Tied names (one parameter under two
+        names) may both be given: equal values load, different ones are an error.
+
+        Args:
+            state: a mapping name -> array-like (NumPy, native tensors of any backend).
+            strict: ``False`` skips missing and unexpected keys (never a wrong shape).
+            allow_nonfinite: load NaN and inf as they are.
 
         Raises:
-            StateDictError: keys are missing or unexpected (``strict=True``), or a shape does
-                not match (always); the module is left exactly as it was.
+            StateDictError: keys are missing or unexpected (``strict=True``), a shape does not
+                match, a value is not numeric, complex or not finite, or two names of one tied
+                parameter carry different values; the module is left exactly as it was.
         """
         if not hasattr(state, "keys"):
             raise TypeError(
@@ -444,50 +461,93 @@ class Module:
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
         mismatched: dict = {}
+        invalid: dict = {}
+        nonfinite: list = []
         arrays: dict = {}
         for key, (member, is_param) in targets.items():
             if key not in state:
                 continue
             try:
-                array = np.asarray(as_array(state[key]), dtype=np.float32)
-            except (TypeError, ValueError):
-                mismatched[key] = (self._target_shape(member, is_param), type(state[key]).__name__)
+                array = float32_array(state[key])
+            except InvalidValue as exc:
+                invalid[key] = exc.reason
                 continue
             expected = self._target_shape(member, is_param)
             if array.shape != expected:
                 mismatched[key] = (expected, array.shape)
+                continue
+            bad = 0 if allow_nonfinite else count_nonfinite(array)
+            if bad:
+                nonfinite.append(key)
+                invalid[key] = (
+                    f"{bad} of {array.size} entries are NaN/inf or beyond float32's range"
+                )
+                continue
             arrays[key] = array
-        if mismatched or (strict and (missing or unexpected)):
-            parts = []
-            if missing:
-                parts.append(f"missing keys: {missing}")
-            if unexpected:
-                parts.append(f"unexpected keys: {unexpected}")
-            if mismatched:
-                shown = ", ".join(f"{k}: expected {e}, got {a}" for k, (e, a) in mismatched.items())
-                parts.append(f"shape mismatch: {shown}")
-            fix = (
-                "build the same architecture (canonical (in, out) weight layout), or pass "
-                "strict=False to skip missing and unexpected keys"
-                if not mismatched
-                else "give each key an array of the expected canonical shape (a Linear weight "
-                "is (in_features, out_features))"
-            )
-            raise StateDictError(
-                f"{type(self).__name__}.load_state_dict: nothing was loaded; "
-                + "; ".join(parts)
-                + f". Fix: {fix}",
-                missing,
-                unexpected,
-                mismatched,
-            )
+        conflicting = self._tie_conflicts(targets, arrays)
+        if mismatched or invalid or conflicting or (strict and (missing or unexpected)):
+            raise self._state_error(missing, unexpected, mismatched, invalid, nonfinite,
+                                    conflicting, arrays)
+        written: set = set()
         for key, array in arrays.items():
             member, is_param = targets[key]
+            if id(member) in written:  # a tied parameter, given equal values under each name
+                continue
+            written.add(id(member))
             if is_param:
                 member._write(array)
             else:
                 self._adapter.param_set(member, array)
         return IncompatibleKeys(missing, unexpected)
+
+    @staticmethod
+    def _tie_conflicts(targets, arrays) -> list[list[str]]:
+        """Groups of given keys that name one member but carry different values."""
+        by_member: dict = {}
+        for key in arrays:
+            by_member.setdefault(id(targets[key][0]), []).append(key)
+        return [
+            keys for keys in by_member.values()
+            if any(not np.array_equal(arrays[k], arrays[keys[0]], equal_nan=True) for k in keys[1:])
+        ]
+
+    def _state_error(self, missing, unexpected, mismatched, invalid, nonfinite, conflicting,
+                     arrays):
+        parts, fixes = [], []
+        if missing:
+            parts.append(f"missing keys: {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys: {unexpected}")
+        if (missing or unexpected) and not (mismatched or invalid or conflicting):
+            fixes.append("build the same architecture (canonical (in, out) weight layout), or "
+                         "pass strict=False to skip missing and unexpected keys")
+        if mismatched:
+            shown = ", ".join(f"{k}: expected {e}, got {a}" for k, (e, a) in mismatched.items())
+            parts.append(f"shape mismatch: {shown}")
+            fixes.append("give each key an array of the expected canonical shape (a Linear "
+                         "weight is (in_features, out_features))")
+        if invalid:
+            parts.append("invalid values: " + "; ".join(f"{k}: {why}" for k, why in invalid.items()))
+            fixes.append("give real, finite numbers"
+                         + (" (np.nan_to_num(value) replaces NaN/inf), or pass "
+                            "allow_nonfinite=True to load NaN/inf as they are" if nonfinite else ""))
+        for keys in conflicting:
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: shown as nan
+                gap = max(float(np.max(np.abs(arrays[k] - arrays[keys[0]]), initial=0.0))
+                          for k in keys[1:])
+            parts.append(
+                f"tied parameter with different values: {' and '.join(keys)} name one parameter "
+                f"(tied: the same storage), but the state gives them different values (largest "
+                f"difference {gap:.4g})"
+            )
+        if conflicting:
+            fixes.append("give every name of a tied parameter the same value, or load into a "
+                         "network built without the tie")
+        return StateDictError(
+            f"{type(self).__name__}.load_state_dict: nothing was loaded; " + "; ".join(parts)
+            + ". Fix: " + "; ".join(fixes),
+            missing, unexpected, mismatched, invalid=invalid, conflicting=conflicting,
+        )
 
     # -- text --------------------------------------------------------------------------------
     def extra_repr(self) -> str:

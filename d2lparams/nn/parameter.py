@@ -1,4 +1,4 @@
-"""``nn.Parameter``: one neutral view over a framework's own parameter (SPEC §4)."""
+"""``nn.Parameter``: one neutral view over a framework's own parameter."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import weakref
 import numpy as np
 
 from .. import _registry
+from .._checks import finite_float32
 from .._state import check_not_recording
-from .._tensor import as_array
 
 # One Parameter per native parameter while anybody holds it: (backend, id(native)) -> Parameter.
 # The Parameter holds its native strongly, so an id cannot be reused while the entry lives.
@@ -149,19 +149,12 @@ class Parameter:
         self._adapter.param_set(self._native, self._native_layout(value))
 
     def _checked(self, value, what: str) -> np.ndarray:
+        """``value`` as a float32 array, numeric, real and finite (the rule ``load_state_dict``
+        applies too, unless it is given ``allow_nonfinite=True``)."""
         try:
-            array = np.asarray(as_array(value), dtype=np.float32)
-        except (TypeError, ValueError) as exc:  # text, objects, ragged lists
-            raise TypeError(
-                f"{what}: expected a numeric array-like, got {type(value).__name__}"
-            ) from exc
-        if not np.isfinite(array).all():
-            raise ValueError(
-                f"{what}: the value holds NaN or inf ({int((~np.isfinite(array)).sum())} of "
-                f"{array.size} entries); pass finite numbers (np.nan_to_num(value) replaces them)"
-                "; the parameter is unchanged"
-            )
-        return array
+            return finite_float32(value, what)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; the parameter is unchanged") from None
 
     def set(self, value) -> Parameter:
         """Replace the whole value (canonical layout); tied places see it.
