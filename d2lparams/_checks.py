@@ -56,20 +56,22 @@ def _range_text(minimum, maximum, min_open, max_open) -> str:
 
 
 def number(value, what: str, *, minimum: float | None = None, maximum: float | None = None,
-           min_open: bool = False, max_open: bool = False, fix: str = "") -> float:
+           min_open: bool = False, max_open: bool = False, expected: str = "",
+           fix: str = "") -> float:
     """``value`` as a finite Python float within the given bounds.
 
     Args:
         value: an int, a float, a NumPy real scalar or a 0-d real array.
         what: the option's name for the message, e.g. ``"SGD lr"``.
         minimum, maximum: bounds (inclusive unless ``min_open`` / ``max_open``).
+        expected: what the message says is expected (default: "a finite number >= 0"...).
         fix: appended to the message (starts with ``"; "``).
 
     Raises:
         ValueError: not a real number, not finite, or out of range.
     """
     scalar = _scalar(value)
-    expected = "a finite number" + _range_text(minimum, maximum, min_open, max_open)
+    expected = expected or "a finite number" + _range_text(minimum, maximum, min_open, max_open)
     if scalar is None:
         raise ValueError(f"{what} must be {expected}, got {shown(value)}{fix}")
     try:

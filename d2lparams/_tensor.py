@@ -42,7 +42,8 @@ def _shape(shape) -> tuple:
 
 
 def _make(array: np.ndarray, backend):
-    return _registry.adapter(backend).tensor(np.ascontiguousarray(array, dtype=np.float32))
+    # np.require keeps a 0-d array 0-d (np.ascontiguousarray would make it (1,))
+    return _registry.adapter(backend).tensor(np.require(array, np.float32, "C"))
 
 
 def rand(*shape, backend: str | None = None):

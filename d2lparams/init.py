@@ -1,4 +1,4 @@
-"""Initialization: one seed, the same weights in every framework (SPEC §6).
+"""Initialization: one seed, the same weights in every framework.
 
 Every function draws from the portable generator (NumPy) in the canonical layout and writes
 the result into the parameter in place, so ``d2p.seed(0); init.normal_(p, std=0.01)`` gives
@@ -21,12 +21,14 @@ Examples:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _registry
+from ._checks import FLOAT32_MAX, number
 from ._tensor import generator
 from .nn.parameter import Parameter
 
@@ -57,7 +59,30 @@ def _fans(p: Parameter, fn: str) -> tuple[int, int]:
             f"fan_out, got shape {shape}; use uniform_, normal_ or constant_ for a bias"
         )
     receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-    return shape[0] * receptive, shape[1] * receptive
+    fan_in, fan_out = shape[0] * receptive, shape[1] * receptive
+    if fan_in == 0 or fan_out == 0:  # the bound or std would divide by zero
+        raise ValueError(
+            f"init.{fn} computes its scale from fan_in = {fan_in} and fan_out = {fan_out} "
+            f"(shape {shape}): a parameter needs at least one element for that; a parameter "
+            "without elements has nothing to initialize"
+        )
+    return fan_in, fan_out
+
+
+def _arg(value, fn: str, name: str, **bounds) -> float:
+    """A finite real argument (NumPy numbers too): a NaN or inf would be written as is by
+    ``native=True`` (the framework does not check) and fail late or not at all otherwise."""
+    return number(value, f"init.{fn} {name}", **bounds)
+
+
+def _within_float32(fn: str, reach: float, what: str) -> None:
+    """Refuse arguments whose values a float32 parameter cannot hold (they would become inf);
+    ``reach`` is the largest magnitude drawn (12 standard deviations for a normal)."""
+    if not reach <= FLOAT32_MAX:
+        raise ValueError(
+            f"init.{fn}: {what} reaches {reach:.4g}, beyond float32's range "
+            f"±{FLOAT32_MAX:.4g}; a parameter would hold inf. Use smaller arguments"
+        )
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -102,8 +127,10 @@ def _native(p: Parameter, kind: str, **spec) -> Parameter:
 def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False) -> Parameter:
     """Fill with ``U(a, b)``."""
     p = _param(p, "uniform_")
+    a, b = _arg(a, "uniform_", "a"), _arg(b, "uniform_", "b")
     if not a <= b:
         raise ValueError(f"init.uniform_ needs a <= b, got a={a}, b={b}")
+    _within_float32("uniform_", max(abs(a), abs(b)), "U(a, b)")
     if native:
         return _native(p, "uniform", low=float(a), high=float(b))
     return _draw(p, generator().uniform(a, b, p.shape))
@@ -112,8 +139,9 @@ def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False) -> Para
 def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False) -> Parameter:
     """Fill with ``N(mean, std²)``."""
     p = _param(p, "normal_")
-    if std < 0:
-        raise ValueError(f"init.normal_ needs std >= 0, got {std}")
+    mean = _arg(mean, "normal_", "mean")
+    std = _arg(std, "normal_", "std", minimum=0, expected="a finite number >= 0 (std >= 0)")
+    _within_float32("normal_", abs(mean) + 12 * std, "mean ± 12·std")
     if native:
         return _native(p, "normal", mean=float(mean), std=float(std))
     return _draw(p, generator().normal(mean, std, p.shape))
@@ -122,6 +150,8 @@ def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False) -> 
 def constant_(p, value: float, *, native: bool = False) -> Parameter:
     """Fill with ``value``."""
     p = _param(p, "constant_")
+    value = _arg(value, "constant_", "value")
+    _within_float32("constant_", abs(value), "value")
     if native:
         return _native(p, "constant", value=float(value))
     return _draw(p, np.full(p.shape, value))
@@ -140,7 +170,9 @@ def ones_(p, *, native: bool = False) -> Parameter:
 def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False) -> Parameter:
     """Glorot: ``U(±gain·√(6/(fan_in+fan_out)))``."""
     p = _param(p, "xavier_uniform_")
+    gain = _arg(gain, "xavier_uniform_", "gain")
     fan_in, fan_out = _fans(p, "xavier_uniform_")
+    _within_float32("xavier_uniform_", abs(gain) * math.sqrt(6.0 / (fan_in + fan_out)), "the bound")
     if native:
         return _native(p, "xavier_uniform", gain=float(gain), fan_in=fan_in, fan_out=fan_out)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
@@ -150,7 +182,10 @@ def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False) -> Parameter:
 def xavier_normal_(p, gain: float = 1.0, *, native: bool = False) -> Parameter:
     """Glorot: ``N(0, gain²·2/(fan_in+fan_out))``."""
     p = _param(p, "xavier_normal_")
+    gain = _arg(gain, "xavier_normal_", "gain")
     fan_in, fan_out = _fans(p, "xavier_normal_")
+    _within_float32("xavier_normal_", 12 * abs(gain) * math.sqrt(2.0 / (fan_in + fan_out)),
+                    "12·std")
     if native:
         return _native(p, "xavier_normal", gain=float(gain), fan_in=fan_in, fan_out=fan_out)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
@@ -159,11 +194,14 @@ def xavier_normal_(p, gain: float = 1.0, *, native: bool = False) -> Parameter:
 
 def _kaiming(p, a, mode, nonlinearity, fn):
     p = _param(p, fn)
+    a = _arg(a, fn, "a (the negative slope)")
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"init.{fn} mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = _fans(p, fn)
     fan = fan_in if mode == "fan_in" else fan_out
-    return p, fan, calculate_gain(nonlinearity, a), fan_in, fan_out, a
+    gain = calculate_gain(nonlinearity, a)
+    _within_float32(fn, 12 * gain * math.sqrt(3.0 / fan), "the scale")
+    return p, fan, gain, fan_in, fan_out, a
 
 
 def kaiming_uniform_(p, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
@@ -229,7 +267,7 @@ def initialize_(p, initializer: Initializer) -> Parameter:
 def _apply_init(p: Parameter, how) -> Parameter:
     if isinstance(how, Initializer):
         return initialize_(p, how)
-    if isinstance(how, (int, float)) and not isinstance(how, bool):
+    if isinstance(how, numbers.Real) and not isinstance(how, (bool, np.bool_)):
         return constant_(p, float(how))
     if callable(how):
         how(p)

@@ -70,7 +70,7 @@ CASES = [
     ("negative dropout", lambda w: nn.Dropout(-0.1), ValueError, r"probability in \[0, 1\)"),
     ("dropout one", lambda w: nn.Dropout(1.0), ValueError, r"probability in \[0, 1\)"),
     ("batchnorm zero", lambda w: nn.BatchNorm1d(0), ValueError, r"positive int"),
-    ("batchnorm momentum", lambda w: nn.BatchNorm1d(3, momentum=2), ValueError, r"momentum must be in \[0, 1\]"),
+    ("batchnorm momentum", lambda w: nn.BatchNorm1d(3, momentum=2), ValueError, r"momentum must be a finite number in \[0, 1\]"),
     ("softmax dim text", lambda w: nn.Softmax(dim="last"), TypeError, r"dim must be an int"),
     ("mlp activation", lambda w: nn.mlp(4, 8, 1, activation="gelu"), ValueError, r"one of \['relu', 'sigmoid', 'tanh'\]"),
     ("register non-parameter", lambda w: w.net.register_parameter("extra", np.ones(3)), TypeError, r"nn\.Parameter\(value\)"),
@@ -113,7 +113,7 @@ CASES = [
     ("weight_init text", lambda w: nn.Linear(2, 2, weight_init="normal"), TypeError, r"init\.Initializer, a number, or a function"),
     # optimizers
     ("param in two groups", lambda w: optim.SGD([{"params": [w.net[0].weight]}, {"params": w.net.parameters()}], lr=0.1), ValueError, r"give each parameter to one group only"),
-    ("negative lr", lambda w: optim.SGD(w.net.parameters(), lr=-0.1), ValueError, r"lr must be a number >= 0"),
+    ("negative lr", lambda w: optim.SGD(w.net.parameters(), lr=-0.1), ValueError, r"lr must be a finite number >= 0"),
     ("missing lr", lambda w: optim.SGD(w.net.parameters()), ValueError, r"lacks required option\(s\) \['lr'\]"),
     ("unknown group option", lambda w: optim.SGD([{"params": w.net.parameters(), "beta": 1}], lr=0.1), ValueError, r"known: \['dampening'"),
     ("optimize arrays", lambda w: optim.SGD([np.ones(3)], lr=0.1), TypeError, r"pass net\.parameters\(\)"),
