@@ -290,13 +290,17 @@ def read_checkpoint(path) -> Checkpoint:
         fd = os.open(path, flags)
     except OSError as exc:
         raise StateDictError(f"cannot read checkpoint {path!r}: {exc.strerror}") from exc
-    with open(fd, "rb", buffering=0) as fh:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise StateDictError(
                 f"{path!r} is a {_kind(st.st_mode)}, not a regular file; d2p.load reads a "
                 "checkpoint file written by d2p.save(net, path)"
             )
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb", buffering=0) as fh:
         size = st.st_size
         try:
             if size < 8:

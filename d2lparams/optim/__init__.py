@@ -100,7 +100,8 @@ class Optimizer:
                 entry = self.state.get(id(p.native))
                 if entry and entry.get("momentum_buffer") is not None:
                     buf = p._adapter.to_numpy(entry["momentum_buffer"])
-                    state[index] = {"momentum_buffer": p._canonical(buf)}
+                    # the parameter's own shape: mxnet holds a 0-d value as (1,)
+                    state[index] = {"momentum_buffer": np.reshape(p._canonical(buf), p.shape)}
                 ids.append(index)
                 index += 1
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
@@ -196,7 +197,10 @@ class Optimizer:
         self.state = {}
         for i, buf in buffers.items():
             p = params[i]
-            native = np.require(p._native_layout(buf), np.float32, "C")  # 0-d stays 0-d
+            # the shape of the native value it is combined with: () for a 0-d parameter,
+            # (1,) on mxnet, which holds a 0-d value as (1,)
+            value = p._adapter.param_value(p.native)
+            native = np.require(p._native_layout(buf), np.float32, "C").reshape(tuple(value.shape))
             self.state[id(p.native)] = {"momentum_buffer": p._adapter.tensor(native)}
 
 
