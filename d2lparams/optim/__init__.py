@@ -140,7 +140,8 @@ class Optimizer:
                 f"groups, this optimizer {len(self.param_groups)}"
             )
         allowed = set(self.defaults) | {"params", "initial_lr"}
-        options, index_of = [], {}
+        options: list = []
+        index_of: dict = {}  # a saved parameter index -> its position here
         params = [p for g in self.param_groups for p in g["params"]]
         for gi, (mine, theirs) in enumerate(zip(self.param_groups, groups)):
             if not isinstance(theirs, dict) or not isinstance(theirs.get("params"), list):
