@@ -498,6 +498,12 @@ def _target(path: str) -> str:
     try:
         mode = os.stat(target).st_mode
     except FileNotFoundError:
+        directory = os.path.dirname(target)
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                errno.ENOENT, f"d2p.save: the directory {directory!r} does not exist; create it "
+                "first (os.makedirs(directory, exist_ok=True))", path,
+            ) from None
         return target
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(
