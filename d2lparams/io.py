@@ -615,8 +615,8 @@ def save(module_or_state_dict, path) -> str:
     return path
 
 
-def load(module: M, path, strict: bool = True, *, allow_nonfinite: bool = False,
-         cast: bool = False) -> M:
+def load(module: M, path: str | os.PathLike, strict: bool = True, *,
+         allow_nonfinite: bool = False, cast: bool = False) -> M:
     """Load a checkpoint written by :func:`save` into ``module`` (any backend); the same
     atomic checks as ``load_state_dict``. Returns the module.
 

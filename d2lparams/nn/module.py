@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -432,7 +433,7 @@ class Module:
             out[name] = member.numpy() if is_param else self._adapter.param_get(member)
         return out
 
-    def load_state_dict(self, state, strict: bool = True, *,
+    def load_state_dict(self, state: Mapping, strict: bool = True, *,
                         allow_nonfinite: bool = False) -> IncompatibleKeys:
         """Load ``state`` atomically: every key, shape and value is checked before anything
         is written.
