@@ -58,6 +58,54 @@ def same_bits(a, b):
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+# The backend test comes first: the pytest plugin runs backend items in worker processes, and a
+# module whose last items are backend items after an in-process one is not torn down.
+def raw_tensors(net):
+    """A network's state as ``write_safetensors`` takes it (float32 bytes)."""
+    return {k: ("F32", v.shape, np.ascontiguousarray(v).tobytes()) for k, v in net.state_dict().items()}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(kind=st.sampled_from(["truncate", "flip header", "flip data", "rename", "dtype"]),
+       position=st.integers(0, 2**31), mask=st.integers(1, 255))
+def test_a_corrupt_checkpoint_never_changes_the_model(backend, tmp_path, kind, position, mask):
+    source = nn.mlp(3, 4, 2)
+    path = tmp_path / "net.safetensors"
+    d2p.save(source, path)
+    payload = bytearray(path.read_bytes())
+    header_end = 8 + int.from_bytes(payload[:8], "little")
+    if kind == "truncate":
+        payload = payload[: position % len(payload)]
+    elif kind == "flip header":
+        payload[position % header_end] ^= mask
+    elif kind == "flip data":
+        payload[header_end + position % (len(payload) - header_end)] ^= mask
+    elif kind == "rename":
+        write_safetensors(path, {k.replace("0.", "9."): v for k, v in raw_tensors(source).items()})
+        payload = bytearray(path.read_bytes())
+    else:
+        tensors = raw_tensors(source)
+        name = sorted(tensors)[position % len(tensors)]
+        dtype, shape, raw = tensors[name]
+        tensors[name] = ("F64", shape, np.frombuffer(raw, np.float32).astype("<f8").tobytes())
+        write_safetensors(path, tensors)
+        payload = bytearray(path.read_bytes())
+    path.write_bytes(bytes(payload))
+    target = nn.mlp(3, 4, 2)
+    before = target.state_dict()
+    try:
+        d2p.load(target, path)
+    except d2p.StateDictError:
+        after = target.state_dict()
+        for key, value in before.items():
+            np.testing.assert_array_equal(after[key], value, err_msg=f"{kind} changed {key}")
+        return
+    expected = d2p_io.read(path)[0]  # it loaded: then exactly what the file holds
+    for key, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, expected[key])
+        assert np.isfinite(value).all()
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(spec=TENSORS)
 def test_reader_agrees_with_safetensors_on_valid_files(tmp_path, spec):
@@ -136,49 +184,3 @@ def test_flipped_bytes_give_a_state_dict_error_or_the_file_as_written(tmp_path, 
         reference = st_load(bytes(payload))
         for name, array in reference.items():
             assert same_bits(found.state[name], array), name
-
-
-def raw_tensors(net):
-    """A network's state as ``write_safetensors`` takes it (float32 bytes)."""
-    return {k: ("F32", v.shape, np.ascontiguousarray(v).tobytes()) for k, v in net.state_dict().items()}
-
-
-@settings(max_examples=20, deadline=None, suppress_health_check=FIXTURE_OK)
-@given(kind=st.sampled_from(["truncate", "flip header", "flip data", "rename", "dtype"]),
-       position=st.integers(0, 2**31), mask=st.integers(1, 255))
-def test_a_corrupt_checkpoint_never_changes_the_model(backend, tmp_path, kind, position, mask):
-    source = nn.mlp(3, 4, 2)
-    path = tmp_path / "net.safetensors"
-    d2p.save(source, path)
-    payload = bytearray(path.read_bytes())
-    header_end = 8 + int.from_bytes(payload[:8], "little")
-    if kind == "truncate":
-        payload = payload[: position % len(payload)]
-    elif kind == "flip header":
-        payload[position % header_end] ^= mask
-    elif kind == "flip data":
-        payload[header_end + position % (len(payload) - header_end)] ^= mask
-    elif kind == "rename":
-        write_safetensors(path, {k.replace("0.", "9."): v for k, v in raw_tensors(source).items()})
-        payload = bytearray(path.read_bytes())
-    else:
-        tensors = raw_tensors(source)
-        name = sorted(tensors)[position % len(tensors)]
-        dtype, shape, raw = tensors[name]
-        tensors[name] = ("F64", shape, np.frombuffer(raw, np.float32).astype("<f8").tobytes())
-        write_safetensors(path, tensors)
-        payload = bytearray(path.read_bytes())
-    path.write_bytes(bytes(payload))
-    target = nn.mlp(3, 4, 2)
-    before = target.state_dict()
-    try:
-        d2p.load(target, path)
-    except d2p.StateDictError:
-        after = target.state_dict()
-        for key, value in before.items():
-            np.testing.assert_array_equal(after[key], value, err_msg=f"{kind} changed {key}")
-        return
-    expected = d2p_io.read(path)[0]  # it loaded: then exactly what the file holds
-    for key, value in target.state_dict().items():
-        np.testing.assert_array_equal(value, expected[key])
-        assert np.isfinite(value).all()
