@@ -321,6 +321,18 @@ def test_checkpoint_dtypes_load_with_cast_and_are_named_without(backend, tmp_pat
     states_equal(net.state_dict(), {"weight": weight, "bias": bias})
 
 
+def test_a_float64_checkpoint_beyond_float32_is_refused_even_with_cast(backend, tmp_path):
+    bias = np.array([1.0, 1e39, -2.0])
+    path = write_safetensors(tmp_path / "big.safetensors", {
+        "weight": ("F64", [2, 3], np.ones((2, 3)).astype("<f8").tobytes()),
+        "bias": ("F64", [3], bias.astype("<f8").tobytes())})
+    net = nn.Linear(2, 3)
+    before = net.state_dict()
+    with pytest.raises(d2p.StateDictError, match=r"bias: 1 of 3 entries are NaN/inf or beyond float32's range"):
+        d2p.load(net, path, cast=True)
+    states_equal(net.state_dict(), before)
+
+
 def test_unknown_dtypes_are_state_dict_errors(tmp_path):
     path = write_safetensors(tmp_path / "c.safetensors", {"w": ("C64", [1], b"\0" * 8)})
     with pytest.raises(d2p.StateDictError, match=r"dtype 'C64', which d2lparams does not read"):
