@@ -42,8 +42,7 @@ def _shape(shape) -> tuple:
 
 
 def _make(array: np.ndarray, backend):
-    # np.require keeps a 0-d array 0-d (np.ascontiguousarray would make it (1,))
-    return _registry.adapter(backend).tensor(np.require(array, np.float32, "C"))
+    return _registry.adapter(backend).tensor(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def rand(*shape, backend: str | None = None):
