@@ -259,6 +259,31 @@ class Backend(abc.ABC):
         """Store the mode on the native module where the framework keeps one."""
         native.training = mode
 
+    #: the method of a native module that its call runs (``forward``; Keras: ``call``)
+    forward_method: str = "forward"
+
+    def hook_calls(self, native, pre, post) -> None:
+        """Make every call of ``native`` (by d2lparams or by the framework's own code, as a
+        child of a native container) run ``args = pre(args)`` before and ``output =
+        post(args, output)`` after its forward. Default: ``native`` gets a subclass of its
+        class (same name) whose :attr:`forward_method` does so; adapters of frameworks with
+        forward hooks use those."""
+        cls = type(native)
+        if not cls.__dict__.get("_d2p_hooked", False):
+            native.__class__ = _hooked_class(cls, self.forward_method)
+        native.__dict__["_d2p_hooks"] = (pre, post)
+
+    def grad_hook(self, param, fn):
+        """Call ``fn(grad)`` (a native tensor, native layout) whenever a backward computes
+        ``param``'s gradient, before it is accumulated; a tensor it returns replaces that
+        gradient. Returns a handle whose ``remove()`` unregisters it. Default: hooks kept on
+        the parameter (``param_hooks``), for the adapter's :meth:`TapeBackend.backprop` to
+        apply."""
+        hooks = param_hooks(param, create=True)
+        key = object()
+        hooks[key] = fn
+        return _Handle(lambda: hooks.pop(key, None))
+
     def native_class_for(self, module, base: type) -> type:
         """A subclass of the native ``base`` named like ``module``'s neutral class, made once
         per class (so native reprs and framework-made names read ``MLP``, ``mlp0_``)."""
@@ -344,6 +369,48 @@ class TapeBackend(Backend):
                 )
             owner.backprop(loss)
         return float(owner.to_numpy(loss).reshape(()))
+
+
+def _hooked_class(cls: type, method_name: str) -> type:
+    cache = _HOOKED.setdefault(method_name, {})
+    if cls not in cache:
+        base = getattr(cls, method_name)
+
+        def method(self, *args, **kwargs):
+            hooks = self.__dict__.get("_d2p_hooks")
+            if hooks is None:
+                return base(self, *args, **kwargs)
+            pre, post = hooks
+            args = pre(args)
+            return post(args, base(self, *args, **kwargs))
+
+        cache[cls] = type(cls.__name__, (cls,), {
+            method_name: method, "_d2p_hooked": True, "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__})
+    return cache[cls]
+
+
+_HOOKED: dict = {}
+
+
+class _Handle:
+    """What :meth:`Backend.grad_hook` returns: ``remove()`` unregisters the hook."""
+
+    def __init__(self, remove):
+        self._remove = remove
+
+    def remove(self) -> None:
+        self._remove()
+
+
+def param_hooks(param, create: bool = False) -> dict:
+    """The gradient hooks registered on a native parameter by :meth:`Backend.grad_hook`
+    (``{key: fn}`` in registration order)."""
+    hooks = getattr(param, "_d2p_grad_hooks", None)
+    if hooks is None and create:
+        hooks = {}
+        object.__setattr__(param, "_d2p_grad_hooks", hooks)
+    return hooks if hooks is not None else {}
 
 
 def _declaring_package(cls) -> str:

@@ -27,10 +27,17 @@ class StateDictError(D2LParamsError, ValueError, RuntimeError):
         missing: keys the module has and the state lacks.
         unexpected: keys the state has and the module lacks.
         mismatched: ``{key: (expected_shape, actual_shape)}``.
+        invalid: ``{key: reason}`` for values that cannot be loaded as they are (not
+            numeric, complex, NaN/inf without ``allow_nonfinite=True``, a dtype that needs
+            ``cast=True``).
+        conflicting: groups of keys that name one tied parameter but carry different values.
     """
 
-    def __init__(self, message, missing=(), unexpected=(), mismatched=None):
+    def __init__(self, message, missing=(), unexpected=(), mismatched=None, *, invalid=None,
+                 conflicting=()):
         super().__init__(message)
         self.missing = list(missing)
         self.unexpected = list(unexpected)
         self.mismatched = dict(mismatched or {})
+        self.invalid = dict(invalid or {})
+        self.conflicting = [list(group) for group in conflicting]

@@ -196,6 +196,14 @@ def use_backend(name: str):
 
 
 def _conflicts(cls) -> None:
+    """Raise ``BackendConflict`` if importing ``cls``'s framework now would crash the process.
+
+    The hazard is the import itself: a framework that is already imported (for instance
+    paddle imported before tensorflow, the safe order) has nothing left to crash, whatever
+    was imported after it.
+    """
+    if cls.import_names and all(sys.modules.get(m) is not None for m in cls.import_names):
+        return
     for other_module, message in getattr(cls, "unsafe_after", {}).items():
         if other_module in sys.modules:
             raise BackendConflict(message)

@@ -21,10 +21,12 @@ Examples:
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from . import _registry
+from ._checks import FLOAT32_MAX, number
 from ._state import check_not_recording
 from ._tensor import generator
 from .schemes import Scheme
@@ -39,6 +41,9 @@ __all__ = [
 def _param(p, fn: str):
     if getattr(p, "_d2p_parameter", False):
         return p
+    inner = getattr(p, "_param", None)  # p.data: initialize the parameter it shows
+    if getattr(inner, "_d2p_parameter", False):
+        return inner
     hint = (
         "; for a module use net.apply(fn) with a function that initializes m.weight, "
         "or init.reset_(net, scheme)"
@@ -57,13 +62,37 @@ def fans(shape: tuple, fn: str = "fans") -> tuple[int, int]:
             f"fan_out, got shape {shape}; use uniform_, normal_ or constant_ for a bias"
         )
     if len(shape) == 2:
-        return shape[0], shape[1]
-    receptive = math.prod(shape[2:])
-    return shape[1] * receptive, shape[0] * receptive
+        fan_in, fan_out = shape[0], shape[1]
+    else:
+        receptive = math.prod(shape[2:])
+        fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+    if fan_in == 0 or fan_out == 0:  # the bound or std would divide by zero
+        raise ValueError(
+            f"init.{fn} computes its scale from fan_in = {fan_in} and fan_out = {fan_out} "
+            f"(shape {shape}): a parameter needs at least one element for that; a parameter "
+            "without elements has nothing to initialize"
+        )
+    return fan_in, fan_out
 
 
 def _fans(p, fn: str) -> tuple[int, int]:
     return fans(p.shape, fn)
+
+
+def _arg(value, fn: str, name: str, **bounds) -> float:
+    """A finite real argument (NumPy numbers too): a NaN or inf would be written as is by
+    ``native=True`` (the framework does not check) and fail late or not at all otherwise."""
+    return number(value, f"init.{fn} {name}", **bounds)
+
+
+def _within_float32(fn: str, reach: float, what: str) -> None:
+    """Refuse arguments whose values a float32 parameter cannot hold (they would become inf);
+    ``reach`` is the largest magnitude drawn (12 standard deviations for a normal)."""
+    if not reach <= FLOAT32_MAX:
+        raise ValueError(
+            f"init.{fn}: {what} reaches {reach:.4g}, beyond float32's range "
+            f"±{FLOAT32_MAX:.4g}; a parameter would hold inf. Use smaller arguments"
+        )
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -115,8 +144,10 @@ def _native(p, kind: str, **spec):
 def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False):
     """Fill with ``U(a, b)``."""
     p = _param(p, "uniform_")
+    a, b = _arg(a, "uniform_", "a"), _arg(b, "uniform_", "b")
     if not a <= b:
         raise ValueError(f"init.uniform_ needs a <= b, got a={a}, b={b}")
+    _within_float32("uniform_", max(abs(a), abs(b)), "U(a, b)")
     if native:
         return _native(p, "uniform", low=float(a), high=float(b))
     return _draw(p, generator().uniform(a, b, p.shape))
@@ -125,8 +156,9 @@ def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False):
 def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False):
     """Fill with ``N(mean, std²)``."""
     p = _param(p, "normal_")
-    if std < 0:
-        raise ValueError(f"init.normal_ needs std >= 0, got {std}")
+    mean = _arg(mean, "normal_", "mean")
+    std = _arg(std, "normal_", "std", minimum=0, expected="a finite number >= 0 (std >= 0)")
+    _within_float32("normal_", abs(mean) + 12 * std, "mean ± 12·std")
     if native:
         return _native(p, "normal", mean=float(mean), std=float(std))
     return _draw(p, generator().normal(mean, std, p.shape))
@@ -135,6 +167,8 @@ def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False):
 def constant_(p, value: float, *, native: bool = False):
     """Fill with ``value``."""
     p = _param(p, "constant_")
+    value = _arg(value, "constant_", "value")
+    _within_float32("constant_", abs(value), "value")
     if native:
         return _native(p, "constant", value=float(value))
     return _draw(p, np.full(p.shape, value))
@@ -153,7 +187,9 @@ def ones_(p, *, native: bool = False):
 def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False):
     """Glorot: ``U(±gain·√(6/(fan_in+fan_out)))``."""
     p = _param(p, "xavier_uniform_")
+    gain = _arg(gain, "xavier_uniform_", "gain")
     fan_in, fan_out = _fans(p, "xavier_uniform_")
+    _within_float32("xavier_uniform_", abs(gain) * math.sqrt(6.0 / (fan_in + fan_out)), "the bound")
     if native:
         return _native(p, "xavier_uniform", gain=float(gain), fan_in=fan_in, fan_out=fan_out)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
@@ -163,7 +199,10 @@ def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False):
 def xavier_normal_(p, gain: float = 1.0, *, native: bool = False):
     """Glorot: ``N(0, gain²·2/(fan_in+fan_out))``."""
     p = _param(p, "xavier_normal_")
+    gain = _arg(gain, "xavier_normal_", "gain")
     fan_in, fan_out = _fans(p, "xavier_normal_")
+    _within_float32("xavier_normal_", 12 * abs(gain) * math.sqrt(2.0 / (fan_in + fan_out)),
+                    "12·std")
     if native:
         return _native(p, "xavier_normal", gain=float(gain), fan_in=fan_in, fan_out=fan_out)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
@@ -172,11 +211,14 @@ def xavier_normal_(p, gain: float = 1.0, *, native: bool = False):
 
 def _kaiming(p, a, mode, nonlinearity, fn):
     p = _param(p, fn)
+    a = _arg(a, fn, "a (the negative slope)")
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"init.{fn} mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = _fans(p, fn)
     fan = fan_in if mode == "fan_in" else fan_out
-    return p, fan, calculate_gain(nonlinearity, a), fan_in, fan_out, a
+    gain = calculate_gain(nonlinearity, a)
+    _within_float32(fn, 12 * gain * math.sqrt(3.0 / fan), "the scale")
+    return p, fan, gain, fan_in, fan_out, a
 
 
 def kaiming_uniform_(p, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
@@ -244,7 +286,7 @@ def apply_init(p, how):
     or a function ``f(parameter)``."""
     if isinstance(how, Initializer):
         return initialize_(p, how)
-    if isinstance(how, (int, float)) and not isinstance(how, bool):
+    if isinstance(how, numbers.Real) and not isinstance(how, (bool, np.bool_)):
         return constant_(p, float(how))
     if callable(how):
         how(p)

@@ -131,9 +131,6 @@ class Wrapped(Module):
         self.__dict__["_native"] = native
         self.__dict__["_type_name"] = type_name
 
-    def _register_child(self, name, module):
-        pass  # already a child on the native side
-
     def forward(self, *args):
         return self(*args)
 
@@ -166,11 +163,11 @@ def _wrap(ad, native, memo: dict) -> Module:
         Module.__init__(module, backend=ad.name)
         module.__dict__["_native"] = native
         for child_name, child in info["children"]:
-            module._modules[child_name] = _wrap(ad, child, memo)
+            module._adopt_child(child_name, _wrap(ad, child, memo))
     else:
         module = Wrapped(ad, native, type(native).__name__)
         for child_name, child in info["children"]:
-            module._modules[child_name] = _wrap(ad, child, memo)
+            module._adopt_child(child_name, _wrap(ad, child, memo))
         for pname, param in info.get("parameters", []):
             module._parameters[pname] = Parameter._view(ad, param)
         for bname, buf in info.get("buffers", []):

@@ -1,6 +1,7 @@
 """Shared helpers. The ``backend`` fixture comes from d2lparams' own pytest plugin
 (``d2lparams.testing``): each backend's tests run in a process of their own."""
 
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,41 @@ def cross_backends(minimum: int = 2) -> list:
     if len(names) < minimum:
         pytest.skip(f"compares backends: needs {minimum} installed, found {names}")
     return names
+
+
+def other_backend_tensor(backend, array=None):
+    """A native tensor of another backend than ``backend`` (skips if none is installed)."""
+    import d2lparams as d2p
+
+    other = "mxnet" if backend == "torch" else "torch"
+    if other not in d2p.available_backends():
+        pytest.skip(f"needs {other} installed to make a foreign tensor")
+    return d2p.tensor(np.ones((2, 4)) if array is None else array, backend=other)
+
+
+#: the metadata d2p.save writes (order and tied are added per file)
+D2P_METADATA = {"format": "d2lparams", "format_version": "1", "layout": "canonical",
+                "source_backend": "test"}
+
+
+def write_safetensors(path, tensors, metadata=None, order=None, tied="[]"):
+    """Write a safetensors file by hand, so that a test controls every byte of it.
+
+    ``tensors`` maps a name to ``(dtype, shape, raw bytes)``, e.g.
+    ``("BF16", [2], b"...")``; ``metadata`` defaults to a d2lparams checkpoint's, with
+    ``order`` (default: the tensor names) and ``tied`` as given (``None`` leaves one out).
+    """
+    meta = dict(D2P_METADATA) if metadata is None else dict(metadata)
+    if metadata is None:
+        if order is not False:
+            meta["order"] = order if isinstance(order, str) else json.dumps(order or list(tensors))
+        if tied is not None:
+            meta["tied"] = tied
+    header, data = {"__metadata__": meta}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode()
+    with open(path, "wb") as fh:
+        fh.write(len(text).to_bytes(8, "little") + text + data)
+    return path

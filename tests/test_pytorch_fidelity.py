@@ -180,6 +180,88 @@ def _optimizer_state_indices(F):
             [g["lr"] for g in sd["param_groups"]])
 
 
+def _containers(F):
+    nn = F.nn
+    pl = nn.ParameterList([F.param(2), F.param(3)])
+    pl.append(F.param(4))
+    pd = nn.ParameterDict({"scale": F.param(2)})
+    pd["shift"] = F.param(2)
+    md = nn.ModuleDict({"a": nn.Linear(2, 2)})
+    md["b"] = nn.ReLU()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pl, self.pd, self.md = pl, pd, md
+
+    net = Net()
+    return ([n for n, _ in net.named_parameters()], len(pl), list(pd.keys()), list(md),
+            "scale" in pd, type(md["b"]).__name__)
+
+
+def _hand_written_sequential(F):
+    nn = F.nn
+
+    class MySequential(nn.Module):
+        def __init__(self, *args):
+            super().__init__()
+            for idx, module in enumerate(args):
+                self._modules[str(idx)] = module
+
+        def forward(self, X):
+            for block in self._modules.values():
+                X = block(X)
+            return X
+
+    net = MySequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1))
+    del net._modules["1"]
+    return ([n for n, _ in net.named_parameters()], F.native_count(net),
+            tuple(F.value(net(F.tensor(2, 4))).shape))
+
+
+def _data_idioms(F):
+    net = F.nn.Sequential(F.nn.Linear(3, 3), F.nn.ReLU(), F.nn.Linear(3, 3))
+    F.fill(net[0].weight, 1.0)
+    net[0].weight.data[0, 0] = 100
+    net[0].weight.data *= 2
+    net[0].weight.data[:] += 1
+    row = np.asarray(net[0].weight.data[0]).tolist()
+    F.backward(lambda: F.sum(net(F.tensor(1, 3))))
+    net[0].weight.data.fill_(0)
+    return row, np.asarray(F.value(net[0].weight)).sum()
+
+
+def _forward_hooks(F):
+    nn = F.nn
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    F.fill(net[0].weight, 1.0)
+    F.fill(net[0].bias, 0.0)
+    F.fill(net[2].weight, 1.0)
+    F.fill(net[2].bias, 0.0)
+    seen = []
+    h1 = net[0].register_forward_pre_hook(lambda m, args: seen.append("pre1") or (args[0] * 2,))
+    h2 = net[0].register_forward_pre_hook(lambda m, args: seen.append("pre2"))
+    h3 = net[0].register_forward_hook(lambda m, args, out: seen.append("post") or out + 1)
+    first = np.asarray(F.value(net(F.tensor(1, 2)))).tolist()
+    h1.remove()
+    second = np.asarray(F.value(net(F.tensor(1, 2)))).tolist()
+    h2.remove()
+    h3.remove()
+    third = np.asarray(F.value(net(F.tensor(1, 2)))).tolist()
+    return seen, first, second, third
+
+
+def _gradient_hooks(F):
+    p = F.param(3)
+    calls = []
+    h = p.register_hook(lambda g: calls.append(np.asarray(F.value(g)).tolist()) or g * 3)
+    F.backward(lambda: F.sum(p * 2))
+    first = np.asarray(F.grad(p)).tolist()
+    h.remove()
+    F.backward(lambda: F.sum(p * 2))
+    return calls, first, np.asarray(F.grad(p)).tolist()
+
+
 SCENARIOS = {
     "none shadowing": (_none_shadowing, ("Parameter", ["a"])),
     "register over a plain attribute": (_register_over_plain_attribute,
@@ -208,6 +290,15 @@ SCENARIOS = {
                                          "ValueError", 1.0)),
     "conv fans": (_conv_fans, [(75, 200), (6, 48), (8, 8)]),
     "optimizer state indices": (_optimizer_state_indices, ([[0, 1], [2]], [0, 1, 2], [0.1, 0.5])),
+    "parameter and module containers": (_containers, (
+        ["pl.0", "pl.1", "pl.2", "pd.scale", "pd.shift", "md.a.weight", "md.a.bias"], 3,
+        ["scale", "shift"], ["a", "b"], True, "ReLU")),
+    "self._modules[name] = module": (_hand_written_sequential, (
+        ["0.weight", "0.bias", "2.weight", "2.bias"], 4, (2, 1))),
+    ".data idioms": (_data_idioms, ([201.0, 3.0, 3.0], 0.0)),
+    "forward hooks": (_forward_hooks, (["pre1", "pre2", "post", "pre2", "post"], [[10.0]],
+                                       [[6.0]], [[4.0]])),
+    "gradient hooks": (_gradient_hooks, ([[2.0, 2.0, 2.0]], [6.0, 6.0, 6.0], [8.0, 8.0, 8.0])),
 }
 
 
@@ -226,7 +317,13 @@ def torch_namespace():
         calculate_gain=torch.nn.init.calculate_gain,
         fans=lambda shape: torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape)),
         SGD=torch.optim.SGD,
+        native_count=lambda net: len(list(net.parameters())),
     )
+
+
+def _native_count(net):
+    """How many parameters the framework's own module holds (what its optimizer sees)."""
+    return len(set(d2p.native_names(net).values()))
 
 
 def d2p_namespace():
@@ -239,12 +336,13 @@ def d2p_namespace():
         backward=d2p.backward,
         sum=ops.sum,
         grad=lambda p: p.grad,
-        value=np.asarray,
+        value=d2p.to_numpy,
         fill=lambda p, v: init.constant_(p, v),
         state=dict,
         calculate_gain=init.calculate_gain,
         fans=init.fans,
         SGD=optim.SGD,
+        native_count=_native_count,
     )
 
 

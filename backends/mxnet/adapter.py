@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from ..base import param_hooks
 from . import MXNetBackend
 from .layers import (
     BatchNorm,
@@ -412,7 +413,26 @@ class MXNetAdapter(MXNetBackend):
         return autograd.record()
 
     def backprop(self, loss) -> None:
+        # gradient hooks see this backward's own contribution: grad_req='add' accumulates in
+        # place, so the hooked parameters' gradients are kept and subtracted
+        hooked = [(p, p.list_grad()[0].copy()) for p in list(self._seen)
+                  if param_hooks(p) and p.grad_req != "null" and p._data is not None]
+        for param, _ in hooked:  # the flag then says whether THIS backward reached it
+            if self._fresh(param):
+                param._d2p_has_grad = True
+                for arr in param._data:
+                    arr._fresh_grad = False
         loss.backward()
+        with autograd.pause():
+            for param, before in hooked:
+                if not self._fresh(param):
+                    continue
+                grad = param.list_grad()[0]
+                delta = grad - before
+                for hook in list(param_hooks(param).values()):
+                    replaced = hook(delta)
+                    delta = delta if replaced is None else replaced.as_in_context(grad.context)
+                grad[:] = before + delta
         # make "this parameter has a gradient" sticky: a native Trainer.step resets the
         # arrays' _fresh_grad flag, but the accumulated gradient is still there.
         for param in list(self._seen):

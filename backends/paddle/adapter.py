@@ -48,7 +48,7 @@ class PaddleAdapter(PaddleBackend):
 
     # -- parameters and buffers ----------------------------------------------------------------
     def create_parameter(self, array, requires_grad=True, buffer=False):
-        array = np.ascontiguousarray(array, dtype=np.float32)
+        array = np.require(array, np.float32, "C")  # keeps a 0-d array 0-d
         if buffer:
             return paddle.to_tensor(array, dtype="float32", stop_gradient=True)
         param = paddle.create_parameter(
@@ -60,7 +60,7 @@ class PaddleAdapter(PaddleBackend):
 
     def assign(self, param, array) -> None:
         with paddle.no_grad():
-            param.set_value(np.ascontiguousarray(array, dtype=np.float32))
+            param.set_value(np.require(array, np.float32, "C"))
 
     def requires_grad(self, param, flag=None) -> bool:
         if flag is not None:
@@ -209,6 +209,17 @@ class PaddleAdapter(PaddleBackend):
             params = [(n, p) for n, p in params if n not in stats]
         return {"kind": "module", "children": children, "parameters": params,
                 "buffers": buffers}
+
+    def hook_calls(self, native, pre, post) -> None:
+        if "_d2p_hooks" not in native.__dict__:  # paddle's own forward hooks, installed once
+            native.register_forward_pre_hook(
+                lambda m, args: m.__dict__["_d2p_hooks"][0](tuple(args)))
+            native.register_forward_post_hook(
+                lambda m, args, out: m.__dict__["_d2p_hooks"][1](tuple(args), out))
+        native.__dict__["_d2p_hooks"] = (pre, post)
+
+    def grad_hook(self, param, fn):
+        return param.register_hook(fn)
 
     # -- gradients -----------------------------------------------------------------------------
     def record(self):

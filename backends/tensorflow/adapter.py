@@ -9,6 +9,7 @@ import weakref
 
 import numpy as np
 
+from ..base import param_hooks
 from . import TensorFlowBackend
 from .layers import MODE, BatchNorm1d, Container, Custom, ModuleList, Sequential, call_origin, keras, tf
 
@@ -27,6 +28,7 @@ _ACTIVATIONS = {
 
 
 class TensorFlowAdapter(TensorFlowBackend):
+    forward_method = "call"
     ops_namespace = keras.ops
     ops_table = {
         "softmax": lambda self, x, dim: keras.ops.softmax(x, axis=dim),
@@ -417,6 +419,10 @@ class TensorFlowAdapter(TensorFlowBackend):
             if g is None:
                 continue
             g = tf.convert_to_tensor(g)
+            var = self._keras_of.get(id(tv))
+            for hook in list(param_hooks(var).values()) if var is not None else ():
+                replaced = hook(g)
+                g = g if replaced is None else tf.convert_to_tensor(replaced)
             previous = getattr(tv, _GRAD, None)
             object.__setattr__(tv, _GRAD, g if previous is None else previous + g)
 

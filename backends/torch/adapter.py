@@ -153,6 +153,16 @@ class TorchAdapter(TorchBackend):
             "buffers": [(n, b) for n, b in native._buffers.items() if b is not None],
         }
 
+    def hook_calls(self, native, pre, post) -> None:
+        if "_d2p_hooks" not in native.__dict__:  # torch's own forward hooks, installed once
+            native.register_forward_pre_hook(lambda m, args: m.__dict__["_d2p_hooks"][0](args))
+            native.register_forward_hook(
+                lambda m, args, out: m.__dict__["_d2p_hooks"][1](args, out))
+        native.__dict__["_d2p_hooks"] = (pre, post)
+
+    def grad_hook(self, param, fn):
+        return param.register_hook(fn)
+
     # -- gradients -----------------------------------------------------------------------------
     def record(self):
         return torch.enable_grad()

@@ -1,6 +1,7 @@
 """Neutral modules: build a network once, run it on any backend."""
 
 from .. import ops as functional
+from .containers import ModuleDict, ParameterDict, ParameterList
 from .layers import (
     BatchNorm1d,
     Dropout,
@@ -20,7 +21,7 @@ from .module import Module
 from .parameter import Parameter
 
 __all__ = [
-    "BatchNorm1d", "Dropout",
+    "BatchNorm1d", "Dropout", "ModuleDict", "ParameterDict", "ParameterList",
     "Flatten", "Identity", "LazyLinear", "Linear", "Module", "ModuleList", "Parameter",
     "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "mlp",
 ]

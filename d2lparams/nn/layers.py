@@ -7,6 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _state
+from .._checks import number, shown
 from .._errors import DeferredInitializationError
 from ..init import apply_init
 from .module import Module
@@ -17,7 +18,7 @@ def _positive_int(value, what: str, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
+        raise ValueError(f"{what} must be a positive int, got {shown(value)}")
     return int(value)
 
 
@@ -253,9 +254,9 @@ class Softmax(_Stateless):
     _kind = "softmax"
 
     def __init__(self, dim: int = -1, *, backend: str | None = None) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int):
-            raise TypeError(f"Softmax dim must be an int, got {dim!r}")
-        super().__init__(backend=backend, dim=dim)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"Softmax dim must be an int, got {shown(dim)}")
+        super().__init__(backend=backend, dim=int(dim))
 
 
 class Flatten(_Stateless):
@@ -278,8 +279,8 @@ class Dropout(_Stateless):
     _kind = "dropout"
 
     def __init__(self, p: float = 0.5, *, backend: str | None = None) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout p must be a probability in [0, 1), got {p!r}")
+        p = number(p, "Dropout p", minimum=0, maximum=1, max_open=True,
+                   expected="a probability in [0, 1)")
         super().__init__(backend=backend, p=float(p))
         self.__dict__["p"] = float(p)
 
@@ -303,10 +304,11 @@ class BatchNorm1d(_Layer):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
                  backend: str | None = None) -> None:
         num_features = int(_positive_int(num_features, "BatchNorm1d num_features") or 0)
-        if not isinstance(eps, (int, float)) or eps <= 0:
-            raise ValueError(f"BatchNorm1d eps must be > 0, got {eps!r}")
-        if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm1d momentum must be in [0, 1], got {momentum!r}")
+        eps = number(eps, "BatchNorm1d eps", minimum=0, min_open=True,
+                     fix="; the usual value is 1e-5")
+        momentum = number(momentum, "BatchNorm1d momentum", minimum=0, maximum=1,
+                          fix="; PyTorch's meaning: running = (1-momentum)·running + "
+                          "momentum·batch, default 0.1")
         super().__init__(backend=backend)
         d = self.__dict__
         d.update(num_features=num_features, eps=float(eps), momentum=float(momentum))
@@ -542,11 +544,22 @@ def mlp(in_features, hidden, out_features, activation: str = "relu", *,
         >>> [type(m).__name__ for m in net]
         ['Linear', 'ReLU', 'Linear']
     """
-    if activation not in _ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in _ACTIVATIONS:
         raise ValueError(
             f"mlp activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
         )
-    widths = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        widths = [hidden]
+    else:
+        try:
+            widths = list(hidden)
+        except TypeError:
+            raise TypeError(
+                f"mlp hidden takes an int or a list of ints (the hidden widths), got "
+                f"{shown(hidden)}; for no hidden layer pass []"
+            ) from None
+    for width in widths:
+        _positive_int(width, "mlp hidden width")
     sizes = [in_features, *widths, out_features]
     layers: list[Module] = []
     for i in range(len(sizes) - 1):

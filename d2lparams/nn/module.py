@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import weakref
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
 from .. import _registry, _state
+from .._checks import InvalidValue, count_nonfinite, float32_array
 from .._errors import StateDictError
-from .._tensor import as_array, zeros
+from .._tensor import zeros
 from ..autograd import no_grad
 from .parameter import Parameter
 
@@ -25,6 +28,51 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
         return super().__repr__()
 
     __str__ = __repr__
+
+
+class RemovableHandle:
+    """What ``register_*_hook`` returns: ``remove()`` unregisters the hook (also as a
+    context manager)."""
+
+    _next_id = 0
+
+    def __init__(self, table: dict) -> None:
+        self._table = table
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._table.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class _Children(OrderedDict):
+    """A module's ``_modules``: writing ``self._modules[name] = module`` (as hand-written
+    containers do) registers the child exactly as ``add_module`` does, natively too, and
+    ``del self._modules[name]`` removes it."""
+
+    def __init__(self, owner, items=()):
+        super().__init__()
+        self._owner = weakref.ref(owner)
+        for name, module in items:  # the caller registers them natively
+            OrderedDict.__setitem__(self, name, module)
+
+    def __setitem__(self, name, module) -> None:
+        self._owner().add_module(name, module)
+
+    def __delitem__(self, name) -> None:
+        owner = self._owner()
+        if name not in self:
+            raise KeyError(name)
+        owner._remove_member("_modules", name)
+
+    def __reduce__(self):
+        return OrderedDict, (list(self.items()),)
 
 
 def _has_attribute(obj, name: str) -> bool:
@@ -88,7 +136,7 @@ class Module:
     def __init__(self, *, backend: str | None = None) -> None:
         d = self.__dict__
         d["_adapter"] = _registry.adapter(backend)
-        d["_modules"] = OrderedDict()
+        d["_modules"] = _Children(self)
         d["_parameters"] = OrderedDict()
         d["_buffers"] = OrderedDict()
         d["_native"] = None
@@ -182,11 +230,16 @@ class Module:
     def _remove_member(self, table: str, name: str) -> None:
         kind = {"_parameters": "parameter", "_buffers": "buffer", "_modules": "child"}[table]
         old = list(self.__dict__[table])
-        del self.__dict__[table][name]
+        OrderedDict.__delitem__(self.__dict__[table], name)
         if kind == "child":
             self._rebuild_children(old)
         else:
             self._adapter.register(self.native, name, None, kind)
+
+    def _adopt_child(self, name: str, module: Module) -> None:
+        """Record ``module`` as child ``name`` of the neutral tree only: it already is the
+        native module's child (``d2p.wrap``)."""
+        OrderedDict.__setitem__(self.__dict__["_modules"], name, module)
 
     def _check_name(self, name, kind: str, table: str) -> None:
         if not isinstance(name, str):
@@ -200,6 +253,11 @@ class Module:
             raise KeyError(
                 f"attribute '{name}' already exists on {type(self).__name__}; pick another "
                 f"name, or delete the attribute first (del module.{name})"
+            )
+        if name == "__metadata__" and kind != "module":
+            raise ValueError(
+                f"a {kind} cannot be named '__metadata__': checkpoint files (safetensors) "
+                "reserve that name for their metadata; pick another name"
             )
 
     def _check_same_backend(self, obj, what: str) -> None:
@@ -231,10 +289,10 @@ class Module:
         modules = self.__dict__["_modules"]
         if name in modules:  # replaced in place: the native side keeps the order
             old = list(modules)
-            modules[name] = module
+            OrderedDict.__setitem__(modules, name, module)
             self._rebuild_children(old)
             return
-        modules[name] = module
+        OrderedDict.__setitem__(modules, name, module)
         if module is not None:
             self._adapter.register(self.native, name, module.native, "child")
 
@@ -244,7 +302,7 @@ class Module:
         for module in modules:
             self._check_same_backend(module, "module")
         old = list(self._modules)
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
+        self.__dict__["_modules"] = _Children(self, ((str(i), m) for i, m in enumerate(modules)))
         self._rebuild_children(old)
 
     def _rebuild_children(self, old_names) -> None:
@@ -285,7 +343,11 @@ class Module:
         elif ad.is_tensor(tensor):
             buf = ad.buffer_of(tensor)
         elif isinstance(tensor, (np.ndarray, np.generic)):
-            buf = ad.create_parameter(np.array(as_array(tensor), dtype=np.float32), buffer=True)
+            try:  # any values, as PyTorch's buffers (a -inf mask is fine); never complex
+                array = np.array(float32_array(tensor), copy=True)
+            except InvalidValue as exc:
+                raise TypeError(f"register_buffer({name!r}): {exc}") from None
+            buf = ad.create_parameter(array, buffer=True)
         else:
             raise TypeError(
                 f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (a "
@@ -361,6 +423,53 @@ class Module:
             return self.forward(*args)
         finally:
             _state.in_forward.reset(token)
+
+    # -- hooks -------------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every forward (also when a native container
+        runs this module); a value it returns replaces the positional arguments (a tuple, or
+        one value). Returns a handle whose ``remove()`` unregisters it.
+
+        Examples:
+            >>> import d2lparams as d2p
+            >>> lin = d2p.nn.Linear(2, 1, backend="torch")
+            >>> handle = lin.register_forward_pre_hook(lambda m, args: (args[0] * 0,))
+            >>> d2p.to_numpy(lin(d2p.ones(1, 2, backend="torch"))) == d2p.to_numpy(lin.bias.value())
+            array([[ True]])
+            >>> handle.remove()
+        """
+        return self._add_hook("_forward_pre_hooks", hook)
+
+    def register_forward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every forward; a value it returns
+        replaces the output. Returns a handle whose ``remove()`` unregisters it."""
+        return self._add_hook("_forward_hooks", hook)
+
+    def _add_hook(self, table: str, hook) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+        d = self.__dict__
+        if "_forward_hooks" not in d:  # the first hook: the native module starts running them
+            d["_forward_pre_hooks"], d["_forward_hooks"] = OrderedDict(), OrderedDict()
+            self._adapter.hook_calls(self.native, self._run_pre_hooks, self._run_hooks)
+        hooks = d[table]
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    def _run_pre_hooks(self, args: tuple) -> tuple:
+        for hook in list(self.__dict__["_forward_pre_hooks"].values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        return args
+
+    def _run_hooks(self, args: tuple, output):
+        for hook in list(self.__dict__["_forward_hooks"].values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
 
     # -- traversal ---------------------------------------------------------------------------
     def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
@@ -558,13 +667,25 @@ class Module:
             out[name] = member.numpy() if is_param else self._adapter.to_numpy(member)
         return out
 
-    def load_state_dict(self, state, strict: bool = True) -> IncompatibleKeys:
-        """Load ``state`` atomically: every key and shape is checked before anything is
-        written.
+    def load_state_dict(self, state: Mapping, strict: bool = True, *,
+                        allow_nonfinite: bool = False) -> IncompatibleKeys:
+        """Load ``state`` atomically: every key, shape and value is checked before anything
+        is written.
+
+        Values are converted to float32; they must be real numbers and, unless
+        ``allow_nonfinite=True``, finite (NaN, inf and numbers beyond float32's range are
+        refused, as ``Parameter.set`` refuses them). Tied names (one parameter under two
+        names) may both be given: equal values load, different ones are an error.
+
+        Args:
+            state: a mapping name -> array-like (NumPy, native tensors of any backend).
+            strict: ``False`` skips missing and unexpected keys (never a wrong shape).
+            allow_nonfinite: load NaN and inf as they are.
 
         Raises:
-            StateDictError: keys are missing or unexpected (``strict=True``), or a shape does
-                not match (always); the module is left exactly as it was.
+            StateDictError: keys are missing or unexpected (``strict=True``), a shape does not
+                match, a value is not numeric, complex or not finite, or two names of one tied
+                parameter carry different values; the module is left exactly as it was.
         """
         if not hasattr(state, "keys"):
             raise TypeError(
@@ -575,50 +696,93 @@ class Module:
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
         mismatched: dict = {}
+        invalid: dict = {}
+        nonfinite: list = []
         arrays: dict = {}
         for key, (member, is_param) in targets.items():
             if key not in state:
                 continue
             try:
-                array = np.asarray(as_array(state[key]), dtype=np.float32)
-            except (TypeError, ValueError):
-                mismatched[key] = (self._target_shape(member, is_param), type(state[key]).__name__)
+                array = float32_array(state[key])
+            except InvalidValue as exc:
+                invalid[key] = exc.reason
                 continue
             expected = self._target_shape(member, is_param)
             if array.shape != expected:
                 mismatched[key] = (expected, array.shape)
+                continue
+            bad = 0 if allow_nonfinite else count_nonfinite(array)
+            if bad:
+                nonfinite.append(key)
+                invalid[key] = (
+                    f"{bad} of {array.size} entries are NaN/inf or beyond float32's range"
+                )
+                continue
             arrays[key] = array
-        if mismatched or (strict and (missing or unexpected)):
-            parts = []
-            if missing:
-                parts.append(f"missing keys: {missing}")
-            if unexpected:
-                parts.append(f"unexpected keys: {unexpected}")
-            if mismatched:
-                shown = ", ".join(f"{k}: expected {e}, got {a}" for k, (e, a) in mismatched.items())
-                parts.append(f"shape mismatch: {shown}")
-            fix = (
-                "build the same architecture (canonical (in, out) weight layout), or pass "
-                "strict=False to skip missing and unexpected keys"
-                if not mismatched
-                else "give each key an array of the expected canonical shape (a Linear weight "
-                "is (in_features, out_features))"
-            )
-            raise StateDictError(
-                f"{type(self).__name__}.load_state_dict: nothing was loaded; "
-                + "; ".join(parts)
-                + f". Fix: {fix}",
-                missing,
-                unexpected,
-                mismatched,
-            )
+        conflicting = self._tie_conflicts(targets, arrays)
+        if mismatched or invalid or conflicting or (strict and (missing or unexpected)):
+            raise self._state_error(missing, unexpected, mismatched, invalid, nonfinite,
+                                    conflicting, arrays)
+        written: set = set()
         for key, array in arrays.items():
             member, is_param = targets[key]
+            if id(member) in written:  # a tied parameter, given equal values under each name
+                continue
+            written.add(id(member))
             if is_param:
                 member._write(array)
             else:
                 self._adapter.assign(member, array)
         return IncompatibleKeys(missing, unexpected)
+
+    @staticmethod
+    def _tie_conflicts(targets, arrays) -> list[list[str]]:
+        """Groups of given keys that name one member but carry different values."""
+        by_member: dict = {}
+        for key in arrays:
+            by_member.setdefault(id(targets[key][0]), []).append(key)
+        return [
+            keys for keys in by_member.values()
+            if any(not np.array_equal(arrays[k], arrays[keys[0]], equal_nan=True) for k in keys[1:])
+        ]
+
+    def _state_error(self, missing, unexpected, mismatched, invalid, nonfinite, conflicting,
+                     arrays):
+        parts, fixes = [], []
+        if missing:
+            parts.append(f"missing keys: {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys: {unexpected}")
+        if (missing or unexpected) and not (mismatched or invalid or conflicting):
+            fixes.append("build the same architecture (canonical (in, out) weight layout), or "
+                         "pass strict=False to skip missing and unexpected keys")
+        if mismatched:
+            shown = ", ".join(f"{k}: expected {e}, got {a}" for k, (e, a) in mismatched.items())
+            parts.append(f"shape mismatch: {shown}")
+            fixes.append("give each key an array of the expected canonical shape (a Linear "
+                         "weight is (in_features, out_features))")
+        if invalid:
+            parts.append("invalid values: " + "; ".join(f"{k}: {why}" for k, why in invalid.items()))
+            fixes.append("give real, finite numbers"
+                         + (" (np.nan_to_num(value) replaces NaN/inf), or pass "
+                            "allow_nonfinite=True to load NaN/inf as they are" if nonfinite else ""))
+        for keys in conflicting:
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: shown as nan
+                gap = max(float(np.max(np.abs(arrays[k] - arrays[keys[0]]), initial=0.0))
+                          for k in keys[1:])
+            parts.append(
+                f"tied parameter with different values: {' and '.join(keys)} name one parameter "
+                f"(tied: the same storage), but the state gives them different values (largest "
+                f"difference {gap:.4g})"
+            )
+        if conflicting:
+            fixes.append("give every name of a tied parameter the same value, or load into a "
+                         "network built without the tie")
+        return StateDictError(
+            f"{type(self).__name__}.load_state_dict: nothing was loaded; " + "; ".join(parts)
+            + ". Fix: " + "; ".join(fixes),
+            missing, unexpected, mismatched, invalid=invalid, conflicting=conflicting,
+        )
 
     # -- text --------------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -655,7 +819,7 @@ class Module:
         d, nd = self.__dict__, new.__dict__
         for key in ("_adapter", "training"):
             nd[key] = d[key]
-        nd.update(_native=None, _modules=OrderedDict(), _parameters=OrderedDict(),
+        nd.update(_native=None, _modules=_Children(new), _parameters=OrderedDict(),
                   _buffers=OrderedDict())
         for key, value in d.items():
             if key not in nd:

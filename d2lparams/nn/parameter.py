@@ -7,8 +7,9 @@ import weakref
 import numpy as np
 
 from .. import _registry
+from .. import init as _init
+from .._checks import finite_float32
 from .._state import check_not_recording
-from .._tensor import as_array
 
 # One Parameter per native parameter while anybody holds it: (backend, id(native)) -> Parameter.
 # The Parameter holds its native strongly, so an id cannot be reused while the entry lives.
@@ -159,19 +160,12 @@ class Parameter:
         self._adapter.assign(self._native, self._native_layout(value))
 
     def _checked(self, value, what: str) -> np.ndarray:
+        """``value`` as a float32 array, numeric, real and finite (the rule ``load_state_dict``
+        applies too, unless it is given ``allow_nonfinite=True``)."""
         try:
-            array = np.asarray(as_array(value), dtype=np.float32)
-        except (TypeError, ValueError) as exc:  # text, objects, ragged lists
-            raise TypeError(
-                f"{what}: expected a numeric array-like, got {type(value).__name__}"
-            ) from exc
-        if not np.isfinite(array).all():
-            raise ValueError(
-                f"{what}: the value holds NaN or inf ({int((~np.isfinite(array)).sum())} of "
-                f"{array.size} entries); pass finite numbers (np.nan_to_num(value) replaces them)"
-                "; the parameter is unchanged"
-            )
-        return array
+            return finite_float32(value, what)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; the parameter is unchanged") from None
 
     def set(self, value) -> Parameter:
         """Replace the whole value (canonical layout); tied places see it.
@@ -181,6 +175,9 @@ class Parameter:
             RuntimeError: called while ``d2p.backward`` records.
         """
         check_not_recording(self)
+        return self._set(value)
+
+    def _set(self, value) -> Parameter:
         array = self._checked(value, "Parameter.set")
         if array.shape != self.shape:
             hint = " (it is the transpose: pass value.T)" if array.shape == self.shape[::-1] else ""
@@ -196,6 +193,9 @@ class Parameter:
 
     def __setitem__(self, index, value) -> None:
         check_not_recording(self)
+        self._patch(index, value)
+
+    def _patch(self, index, value) -> None:
         current = self.numpy()
         patch = self._checked(value, "Parameter[...] =")
         try:
@@ -206,6 +206,51 @@ class Parameter:
                 f"parameter of shape {self.shape}: {exc}; the parameter is unchanged"
             ) from None
         self._write(current)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` whenever a backward computes this parameter's gradient, before
+        it is accumulated into ``.grad``: ``grad`` is a NumPy array in the canonical layout,
+        and an array the hook returns replaces it. Returns a handle with ``remove()``.
+
+        Examples:
+            >>> import numpy as np, d2lparams as d2p
+            >>> p = d2p.nn.Parameter(np.ones(3), backend="torch")
+            >>> handle = p.register_hook(lambda g: 2 * g)
+            >>> _ = d2p.backward(lambda: d2p.ops.sum(p * 1.0), backend="torch")
+            >>> p.grad.tolist()
+            [2.0, 2.0, 2.0]
+        """
+        if not callable(hook):
+            raise TypeError(f"a gradient hook must be callable, got {type(hook).__name__}")
+        ad = self._adapter
+
+        def native_hook(grad):
+            canonical = self._canonical(ad.to_numpy(grad))
+            replaced = hook(canonical)
+            if replaced is None:
+                return None
+            replaced = np.asarray(replaced, dtype=np.float32)
+            if replaced.shape != canonical.shape:
+                raise ValueError(
+                    f"a gradient hook returned shape {replaced.shape} for a parameter of shape "
+                    f"{canonical.shape}; return an array of the gradient's shape, or None"
+                )
+            native = np.ascontiguousarray(self._native_layout(replaced)).reshape(
+                tuple(int(n) for n in grad.shape))
+            return ad.tensor(native)
+
+        return ad.grad_hook(self._native, native_hook)
+
+    @property
+    def data(self) -> ParameterData:
+        """The value without gradient tracking (PyTorch's ``p.data``): ``p.data[0]`` reads,
+        ``p.data[0, 0] = 100`` and ``p.data *= mask`` write in place (tied places see it),
+        ``p.data.numpy()`` copies; never recorded, also while ``d2p.backward`` runs."""
+        return ParameterData(self)
+
+    @data.setter
+    def data(self, value) -> None:
+        self._set(value)
 
     # -- computing (outside forward; inside it the attribute is the native tensor) ---------
     def value(self):
@@ -255,6 +300,116 @@ class Parameter:
             f"Parameter(backend={self.backend!r}, shape={self.shape}, "
             f"requires_grad={self.requires_grad}):\n{body}"
         )
+
+
+class ParameterData:
+    """``p.data``: the parameter's value, canonical layout, outside autograd.
+
+    Reading gives NumPy arrays (``data[0]``, ``data.abs()``, arithmetic and comparisons);
+    writing changes the parameter in place (``data[idx] = v``, ``data += 1``,
+    ``data *= mask``, ``data.fill_(0)``, ``data.copy_(x)``, ``data.normal_(0, 0.01)``). The
+    ``init`` functions accept it as they accept the parameter.
+    """
+
+    __array_priority__ = 1000
+
+    def __init__(self, param: Parameter) -> None:
+        self._param = param
+
+    # reading
+    @property
+    def shape(self) -> tuple:
+        return self._param.shape
+
+    @property
+    def dtype(self) -> str:
+        return self._param.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._param.ndim
+
+    def numpy(self) -> np.ndarray:
+        return self._param.numpy()
+
+    def __array__(self, dtype=None, copy=None):
+        value = self.numpy()
+        return value if dtype is None else value.astype(dtype)
+
+    def __getitem__(self, index):
+        return self.numpy()[index]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return repr(self.numpy())
+
+    def abs(self) -> np.ndarray:
+        return np.abs(self.numpy())
+
+    def __abs__(self):
+        return self.abs()
+
+    def __neg__(self):
+        return -self.numpy()
+
+    # writing, in place
+    def __setitem__(self, index, value) -> None:
+        self._param._patch(index, value)
+
+    def _update(self, value) -> ParameterData:
+        self._param._set(value)
+        return self
+
+    def __iadd__(self, other):
+        return self._update(self.numpy() + np.asarray(other))
+
+    def __isub__(self, other):
+        return self._update(self.numpy() - np.asarray(other))
+
+    def __imul__(self, other):
+        return self._update(self.numpy() * np.asarray(other))
+
+    def __itruediv__(self, other):
+        return self._update(self.numpy() / np.asarray(other))
+
+    def fill_(self, value) -> ParameterData:
+        return self._update(np.full(self.shape, value, dtype=np.float32))
+
+    def zero_(self) -> ParameterData:
+        return self.fill_(0.0)
+
+    def copy_(self, value) -> ParameterData:
+        return self._update(value)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> ParameterData:
+        _init.normal_(self._param, mean, std)
+        return self
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> ParameterData:
+        _init.uniform_(self._param, a, b)
+        return self
+
+
+def _binary(op):
+    def method(self, other):
+        return op(self.numpy(), np.asarray(other))
+
+    def reflected(self, other):
+        return op(np.asarray(other), self.numpy())
+
+    return method, reflected
+
+
+for _name, _op in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
+                   ("truediv", np.true_divide), ("pow", np.power), ("matmul", np.matmul)]:
+    _method, _reflected = _binary(_op)
+    setattr(ParameterData, f"__{_name}__", _method)
+    setattr(ParameterData, f"__r{_name}__", _reflected)
+for _name, _op in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                   ("ge", np.greater_equal)]:
+    setattr(ParameterData, f"__{_name}__", _binary(_op)[0])
 
 
 def _operand(x):

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _state
+from .. import _checks, _state
+from .._errors import StateDictError
 from ..nn.parameter import Parameter
 
 __all__ = ["SGD", "Optimizer", "lr_scheduler"]
@@ -81,7 +82,7 @@ class Optimizer:
         self.param_groups.append(full)
 
     def _check_options(self, options: dict) -> None:
-        pass
+        """Check (and normalize in place) a group's options; raise ``ValueError``."""
 
     def zero_grad(self) -> None:
         """Drop the gradient of every parameter this optimizer holds."""
@@ -104,42 +105,106 @@ class Optimizer:
                 entry = self.state.get(id(p.native))
                 if entry and entry.get("momentum_buffer") is not None:
                     buf = p._adapter.to_numpy(entry["momentum_buffer"])
-                    state[index] = {"momentum_buffer": p._canonical(buf)}
+                    # the parameter's own shape: mxnet holds a 0-d value as (1,)
+                    state[index] = {"momentum_buffer": np.reshape(p._canonical(buf), p.shape)}
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore options and buffers saved by :meth:`state_dict` (checked first)."""
+        """Restore options and buffers saved by :meth:`state_dict`; everything is checked
+        before anything changes (PyTorch's meaning: saved parameter indices map to this
+        optimizer's parameters in group order).
+
+        Raises:
+            StateDictError: the groups or their sizes differ, an option is unknown or out of
+                range, or a buffer is not a finite array of its parameter's shape; the
+                optimizer is unchanged.
+        """
+        def refuse(why: str) -> StateDictError:
+            return StateDictError(
+                f"{type(self).__name__}.load_state_dict: nothing was loaded; {why}. Fix: pass "
+                "the dict an optimizer of the same parameters and groups returned from "
+                "state_dict()"
+            )
+
+        if not isinstance(state_dict, dict):
+            raise TypeError(
+                f"{type(self).__name__}.load_state_dict takes the dict state_dict() returned, "
+                f"got {type(state_dict).__name__}"
+            )
+        extra = set(state_dict) - {"state", "param_groups"}
+        if extra:
+            raise refuse(f"unknown top-level key(s) {sorted(map(str, extra))}; expected 'state' "
+                         "and 'param_groups'")
         groups = state_dict.get("param_groups")
         if not isinstance(groups, list) or len(groups) != len(self.param_groups):
-            raise ValueError(
+            raise refuse(
                 f"the state has {len(groups) if isinstance(groups, list) else 'no'} param "
                 f"groups, this optimizer {len(self.param_groups)}"
             )
-        params: dict = {}  # saved index -> this optimizer's parameter, PyTorch's pairing
-        for mine, theirs in zip(self.param_groups, groups):
+        allowed = set(self.defaults) | {"params", "initial_lr"}
+        options: list = []
+        index_of: dict = {}  # a saved parameter index -> its position here
+        params = [p for g in self.param_groups for p in g["params"]]
+        for gi, (mine, theirs) in enumerate(zip(self.param_groups, groups)):
+            if not isinstance(theirs, dict) or not isinstance(theirs.get("params"), list):
+                raise refuse(f"param group {gi} is not a dict with a 'params' list")
             if len(mine["params"]) != len(theirs["params"]):
-                raise ValueError("a param group's size differs from the saved one")
-            params.update(zip((int(i) for i in theirs["params"]), mine["params"]))
-        buffers = {}
-        for key, entry in state_dict.get("state", {}).items():
-            i = int(key)
-            if i not in params:
-                raise ValueError(f"state refers to parameter {i}; the groups hold {sorted(params)}")
-            buf = np.asarray(entry["momentum_buffer"], dtype=np.float32)
-            if buf.shape != params[i].shape:
-                raise ValueError(
-                    f"momentum buffer {i} has shape {buf.shape}, its parameter {params[i].shape}"
+                raise refuse(
+                    f"param group {gi} holds {len(theirs['params'])} parameters in the "
+                    f"state, {len(mine['params'])} here"
                 )
-            buffers[i] = buf
-        for mine, theirs in zip(self.param_groups, groups):
-            for k, v in theirs.items():
-                if k != "params":
-                    mine[k] = v
+            unknown = set(theirs) - allowed
+            if unknown:
+                raise refuse(
+                    f"unknown option(s) {sorted(map(str, unknown))} in param group {gi}; "
+                    f"known: {sorted(allowed - {'params'})}"
+                )
+            merged = {k: theirs.get(k, mine.get(k)) for k in self.defaults}
+            try:
+                self._check_options(merged)
+                if "initial_lr" in theirs:
+                    merged["initial_lr"] = _checks.number(theirs["initial_lr"], "initial_lr",
+                                                          minimum=0)
+            except ValueError as exc:
+                raise refuse(f"param group {gi}: {exc}") from None
+            options.append(merged)
+            for saved in theirs["params"]:
+                if isinstance(saved, bool) or not isinstance(saved, (int, np.integer)) or saved in index_of:
+                    raise refuse(f"param group {gi} lists the parameter index {saved!r} "
+                                 "twice or as a non-int")
+                index_of[saved] = len(index_of)
+        state = state_dict.get("state", {})
+        if not isinstance(state, dict):
+            raise refuse(f"'state' is a {type(state).__name__}, expected a dict")
+        buffers = {}
+        for key, entry in state.items():
+            try:
+                saved = int(key)
+            except (TypeError, ValueError):
+                raise refuse(f"state key {key!r} is not a parameter index") from None
+            if saved not in index_of:
+                raise refuse(f"state refers to parameter {key!r}, which no param group lists")
+            if not isinstance(entry, dict) or set(entry) != {"momentum_buffer"}:
+                raise refuse(f"state of parameter {key!r} must be {{'momentum_buffer': array}}, "
+                             f"got {str(entry)[:100]}")
+            p = params[index_of[saved]]
+            try:
+                buf = _checks.finite_float32(entry["momentum_buffer"], f"momentum buffer {key!r}")
+            except (TypeError, ValueError) as exc:
+                raise refuse(str(exc)) from None
+            if buf.shape != p.shape:
+                raise refuse(f"momentum buffer {key!r} has shape {buf.shape}, its parameter {p.shape}")
+            buffers[index_of[saved]] = buf
+        for mine, merged in zip(self.param_groups, options):
+            mine.update(merged)
         self.state = {}
         for i, buf in buffers.items():
             p = params[i]
-            native = np.ascontiguousarray(p._native_layout(buf))
+            # the shape of the native value it is combined with: () for a 0-d parameter,
+            # (1,) on mxnet, which holds a 0-d value as (1,)
+            value = p._adapter.param_value(p.native)
+            native = np.require(p._native_layout(buf), np.float32, "C").reshape(tuple(value.shape))
             self.state[id(p.native)] = {"momentum_buffer": p._adapter.tensor(native)}
 
 
@@ -166,9 +231,11 @@ class SGD(Optimizer):
 
     def _check_options(self, o: dict) -> None:
         for key in ("lr", "momentum", "weight_decay", "dampening"):
-            value = o[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"SGD {key} must be a number >= 0, got {value!r}")
+            # finite: a NaN lr passes "value < 0" and turns every weight into NaN at one step
+            o[key] = _checks.number(o[key], f"SGD {key}", minimum=0)
+        if not isinstance(o["nesterov"], (bool, np.bool_)):
+            raise ValueError(f"SGD nesterov must be True or False, got {_checks.shown(o['nesterov'])}")
+        o["nesterov"] = bool(o["nesterov"])
         if o["nesterov"] and (o["momentum"] <= 0 or o["dampening"] != 0):
             raise ValueError("SGD nesterov needs momentum > 0 and dampening 0")
 
