@@ -110,6 +110,10 @@ class Backend(abc.ABC):
     def tensor(self, array: np.ndarray):
         """A new native float32 tensor holding ``array`` (a float32 NumPy array)."""
 
+    def dtype_name(self, x) -> str:
+        """The dtype of a native tensor as a NumPy-style name (``"float32"``, ``"int64"``)."""
+        return str(x.dtype).rpartition(".")[2]
+
     @abc.abstractmethod
     def to_numpy(self, x) -> np.ndarray:
         """A NumPy copy of a native tensor, parameter, or buffer (the framework's layout)."""

@@ -26,19 +26,6 @@ posix_only = pytest.mark.skipif(os.name != "posix", reason="signals, pids and mo
 #: backend: it is reported with this reason, and fails as soon as the adapter is fixed (then
 #: delete the entry).
 ADAPTER_GAPS = {
-    ("tensorflow", "rank-1 input"): "keras Dense requires min_ndim=2: the tensorflow adapter's "
-    "dense layer must take (in,) as one sample (expand to (1, in), call, squeeze), as torch, "
-    "mxnet and paddle do",
-    ("mxnet", "empty batch"): "mxnet's oneDNN FullyConnected raises on a (0, in) input: the "
-    "mxnet adapter must return an empty (0, out) result without calling the kernel",
-    ("torch", "float64 input"): "torch raises its own RuntimeError (mat1 and mat2 must have the "
-    "same dtype): Module.__call__'s error path (_diagnose_input) must raise the TypeError",
-    ("mxnet", "float64 input"): "mxnet raises MXNetError: Module.__call__'s error path must "
-    "raise the TypeError",
-    ("paddle", "float64 input"): "paddle raises ValueError (InvalidArgument): Module.__call__'s "
-    "error path must raise the TypeError",
-    ("tensorflow", "float64 input"): "keras casts a float64 input to float32 silently: the "
-    "tensorflow adapter's call must refuse an input whose dtype is not the layer's",
 }
 
 

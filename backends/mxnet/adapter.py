@@ -71,6 +71,9 @@ class MXNetAdapter(MXNetBackend):
     def tensor(self, array):
         return nd.array(np.asarray(array, dtype=np.float32), ctx=self._ctx, dtype="float32")
 
+    def dtype_name(self, x) -> str:
+        return np.dtype(x.dtype).name
+
     def to_numpy(self, x) -> np.ndarray:
         if isinstance(x, gluon.Parameter):
             value = x.list_data()[0].asnumpy()  # already a fresh copy
@@ -401,7 +404,22 @@ class MXNetAdapter(MXNetBackend):
     def call(self, native, args, training):
         mode = autograd.train_mode() if training else autograd.predict_mode()
         with mode:
-            return native(*args)
+            try:
+                return native(*args)
+            except mx.base.MXNetError:
+                if not any(isinstance(a, nd.NDArray) and a.ndim and a.shape[0] == 0 for a in args):
+                    raise
+        return self._empty_batch(native, args)
+
+    def _empty_batch(self, native, args):
+        # Legacy operators reject a batch of 0 (0 means "unknown size" to them): learn the
+        # output shape from one sample, without recording or updating statistics, and
+        # return an empty result of that shape.
+        one = tuple(nd.array(np.zeros((1,) + tuple(a.shape[1:]), np.float32), ctx=self._ctx)
+                    if isinstance(a, nd.NDArray) else a for a in args)
+        with autograd.pause(), autograd.predict_mode():
+            out = native(*one)
+        return nd.array(np.zeros((0,) + tuple(out.shape[1:]), np.float32), ctx=self._ctx)
 
     def set_training(self, native, mode: bool) -> None:
         # Gluon keeps no mode on a Block (``call`` enters train_mode()/predict_mode()); the

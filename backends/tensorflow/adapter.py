@@ -11,7 +11,18 @@ import numpy as np
 
 from ..base import param_hooks
 from . import TensorFlowBackend
-from .layers import MODE, BatchNorm1d, Container, Custom, ModuleList, Sequential, call_origin, keras, tf
+from .layers import (
+    MODE,
+    BatchNorm1d,
+    Container,
+    Custom,
+    Dense,
+    ModuleList,
+    Sequential,
+    call_origin,
+    keras,
+    tf,
+)
 
 # The gradient tapes opened by ``record`` (innermost last).
 _tapes: contextvars.ContextVar[tuple] = contextvars.ContextVar("d2p_tf_tapes", default=())
@@ -72,6 +83,9 @@ class TensorFlowAdapter(TensorFlowBackend):
 
     def tensor(self, array):
         return tf.constant(np.asarray(array, dtype=np.float32))
+
+    def dtype_name(self, x) -> str:
+        return x.dtype.name
 
     def to_numpy(self, x) -> np.ndarray:
         if hasattr(x, "numpy"):
@@ -164,7 +178,7 @@ class TensorFlowAdapter(TensorFlowBackend):
     def layer(self, kind, **options):
         layers = keras.layers
         if kind == "linear":
-            layer = layers.Dense(options["out_features"], use_bias=options["bias"])
+            layer = Dense(options["out_features"], use_bias=options["bias"])
             if options["in_features"] is not None:
                 layer.build((None, options["in_features"]))
                 self.layer_state(layer, "linear")
@@ -376,6 +390,12 @@ class TensorFlowAdapter(TensorFlowBackend):
                 "buffers": buffers}
 
     def call(self, native, args, training):
+        x = args[0] if args else None
+        if getattr(x, "dtype", None) is not None and x.dtype.is_floating and (
+                x.dtype.name != native.compute_dtype):
+            # Keras would cast silently: refuse, as the other frameworks do (the neutral layer
+            # turns this into its own message)
+            raise TypeError(f"input dtype {x.dtype.name}, layer dtype {native.compute_dtype}")
         if call_origin.get() == "native":
             # Inside a native Keras call: Keras propagates its own ``training``.
             return native(*args)

@@ -26,7 +26,7 @@ if keras.backend.backend() != "tensorflow":
         "variable KERAS_BACKEND=tensorflow before anything imports keras"
     )
 
-__all__ = ["BatchNorm1d", "Container", "Custom", "ModuleList", "Sequential", "call_origin",
+__all__ = ["BatchNorm1d", "Container", "Custom", "Dense", "ModuleList", "Sequential", "call_origin",
            "keras", "tf"]
 
 #: None: no d2lparams-driven call is running; "neutral": a neutral module was called (each
@@ -122,6 +122,25 @@ class ModuleList(Container):
             f"{self.name} is a ModuleList: it holds layers but has no call; call its layers "
             "instead"
         )
+
+
+class Dense(keras.layers.Dense):
+    """``keras.layers.Dense`` that also takes one sample of shape ``(in,)``, as PyTorch's
+    Linear does (Keras requires a batch axis)."""
+
+    def __init__(self, *args, **kwargs):
+        keras.layers.Dense.__init__(self, *args, **kwargs)
+        self.input_spec = keras.layers.InputSpec(min_ndim=1)
+
+    def build(self, input_shape):
+        keras.layers.Dense.build(self, input_shape)
+        self.input_spec = keras.layers.InputSpec(min_ndim=1, axes={-1: int(input_shape[-1])})
+
+    def call(self, inputs, training=None):
+        if len(inputs.shape) == 1:
+            out = keras.layers.Dense.call(self, keras.ops.expand_dims(inputs, 0))
+            return keras.ops.squeeze(out, 0)
+        return keras.layers.Dense.call(self, inputs)
 
 
 class BatchNorm1d(keras.layers.BatchNormalization):

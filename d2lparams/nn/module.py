@@ -397,13 +397,30 @@ class Module:
         try:
             return ad.call(d["_native"] or self.native, args, d["training"])
         except Exception as exc:
-            # only on failure: turn a framework's shape error into one that says the fix
+            # only on failure: turn a framework's dtype or shape error into one that says
+            # the fix
+            self._check_input_dtype(args, exc)
             problem = None
             if len(args) == 1:
                 problem = self._explain_input(tuple(int(s) for s in getattr(args[0], "shape", ())))
             if problem:
                 raise ValueError(f"{type(self).__name__} {problem}") from exc
             raise
+
+    def _check_input_dtype(self, args, exc) -> None:
+        ad = self._adapter
+        expected = next((p.dtype for p in self.parameters()), "float32")
+        for a in args:
+            if not ad.is_tensor(a):
+                continue
+            got = ad.dtype_name(a)
+            if "float" in got and got != expected:
+                raise TypeError(
+                    f"{type(self).__name__} computes in {expected} and was called with a "
+                    f"{got} tensor of shape {tuple(int(n) for n in a.shape)}; convert the input "
+                    f"(d2p.tensor(x, backend={ad.name!r}) makes {expected}, or "
+                    f"x.astype(np.{expected}) for NumPy)"
+                ) from exc
 
     def _explain_input(self, shape: tuple) -> str | None:
         """Why an input of ``shape`` does not fit this module (``None``: no known reason).
