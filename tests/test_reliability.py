@@ -667,3 +667,14 @@ def test_a_header_length_beyond_the_file_is_refused_before_reading(tmp_path):
     path.write_bytes((10**15).to_bytes(8, "little") + b"{}")
     with pytest.raises(d2p.StateDictError, match=r"header length field says 1000000000000000 bytes"):
         d2p_io.read(path)
+
+
+def test_a_nan_written_into_param_groups_is_refused_at_step(backend):
+    net = nn.Linear(2, 1)
+    before = net.state_dict()
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    d2p.backward(lambda: ops.sum(net(np.ones((1, 2), np.float32))))
+    opt.param_groups[0]["lr"] = float("nan")
+    with pytest.raises(ValueError, match="lr"):
+        opt.step()
+    states_equal(net.state_dict(), before)

@@ -244,6 +244,10 @@ class SGD(Optimizer):
         if _state.recording.get():
             raise RuntimeError("optimizer.step() inside d2p.backward: step after backward returns")
         for group in self.param_groups:
+            # param_groups is mutable (schedulers write lr): a NaN written there is caught here,
+            # before any parameter changes
+            self._check_options(group)
+        for group in self.param_groups:
             lr, mom, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
             damp, nesterov = float(group["dampening"]), bool(group["nesterov"])
             for p in group["params"]:
