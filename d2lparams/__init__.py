@@ -46,12 +46,14 @@ _LAZY = {
     "backward": ".autograd", "no_grad": ".autograd",
     "summary": ".introspect", "tied_parameters": ".introspect", "native_names": ".introspect",
     "wrap": ".introspect", "save": ".io", "load": ".io",
+    "port": ".interop", "diff": ".interop",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from . import init, nn, ops, optim
     from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
     from .autograd import backward, no_grad
+    from .interop import diff, port
     from .introspect import native_names, summary, tied_parameters, wrap
     from .io import load, save
 
@@ -72,8 +74,8 @@ def __dir__():
 
 __all__ = [
     "BackendConflict", "BackendNotAvailable", "D2LParamsError", "DeferredInitializationError",
-    "StateDictError", "available_backends", "backend_of", "backward", "get_backend", "init",
-    "list_backends", "load", "native_names", "nn", "no_grad", "ones", "ops", "optim", "preload",
+    "StateDictError", "available_backends", "backend_of", "backward", "diff", "get_backend", "init",
+    "list_backends", "load", "native_names", "nn", "no_grad", "ones", "ops", "optim", "port", "preload",
     "rand", "randn", "save", "seed", "set_backend", "summary", "tensor", "tied_parameters",
     "to_numpy", "use_backend", "wrap", "zeros",
 ]

@@ -771,8 +771,17 @@ class Module:
         if unexpected:
             parts.append(f"unexpected keys: {unexpected}")
         if (missing or unexpected) and not (mismatched or invalid or conflicting):
-            fixes.append("build the same architecture (canonical (in, out) weight layout), or "
-                         "pass strict=False to skip missing and unexpected keys")
+            loadable = len(arrays)
+            fix = "build the same architecture (canonical (in, out) weight layout)"
+            if loadable:
+                fix += (f", or pass strict=False to load the {loadable} matching tensor"
+                        f"{'s' if loadable != 1 else ''} and skip {len(missing)} missing and "
+                        f"{len(unexpected)} unexpected keys")
+            if missing and unexpected:
+                fix += ("; if only the names differ (natively built models name nested blocks "
+                        "differently), copy by structure with d2p.port(source_model, "
+                        f"{type(self).__name__.lower()})")
+            fixes.append(fix)
         if mismatched:
             shown = ", ".join(f"{k}: expected {e}, got {a}" for k, (e, a) in mismatched.items())
             parts.append(f"shape mismatch: {shown}")
