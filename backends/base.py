@@ -250,7 +250,9 @@ class Backend(abc.ABC):
         :meth:`layer` kind (options as :meth:`layer` takes them; its members are found
         through :meth:`layer_state`), ``"sequential"`` (children in call order; the same
         child object may appear twice), or ``"module"`` (anything else: its direct children,
-        parameters and buffers under their structural names). Children and parameters are
+        parameters and buffers under their structural names). A ``"linear"`` layer that
+        applies an activation itself (Keras' and Gluon's ``Dense(activation=...)``) says so
+        under ``"activation"`` (its name). Children and parameters are
         listed in the framework's registration order. Names are attribute-like strings
         without dots (``"0"``, ``"1"``, ... where the framework has none).
         """

@@ -151,7 +151,7 @@ def _wrap(ad, native, memo: dict) -> Module:
         module.__dict__.update(
             _in_features=options.get("in_features"), out_features=options["out_features"],
             use_bias=bool(options.get("bias", True)), _native=native, _pending_init=None,
-            _options=dict(options),
+            _options=dict(options), _activation=info.get("activation"),
         )
     elif kind in layers._STATELESS:
         cls = layers._STATELESS[kind]

@@ -82,12 +82,18 @@ class MXNetAdapter(MXNetBackend):
 
     # -- parameters and buffers ----------------------------------------------------------------
     def _track(self, param):
-        """Remember ``param`` and make its gradient accumulate (PyTorch's meaning)."""
+        """Remember ``param`` (its gradient flags are scanned after each backward). Its
+        ``grad_req`` stays as it is: a wrapped native model keeps Gluon's 'write' for its own
+        training loop, and backprop accumulates for it (PyTorch's meaning)."""
         if param is not None:
-            if param.grad_req == "write":
-                param.grad_req = "add"
             self._seen.add(param)
         return param
+
+    def _accumulating(self, param):
+        """Make a parameter d2lparams creates accumulate its gradient natively."""
+        if param is not None and param.grad_req == "write":
+            param.grad_req = "add"
+        return self._track(param)
 
     def _new_parameter(self, array, grad_req, differentiable=True):
         array = np.asarray(array, dtype=np.float32)
@@ -148,9 +154,11 @@ class MXNetAdapter(MXNetBackend):
 
     def _set_requires_grad(self, param, flag: bool) -> None:
         self._track(param)
-        req = "add" if flag else "null"
-        if param.grad_req == req:
+        if (param.grad_req != "null") == flag:
             return
+        if not flag:  # unfreezing restores what it was ('write' for a wrapped model)
+            param._d2p_unfrozen_req = param.grad_req
+        req = getattr(param, "_d2p_unfrozen_req", "add") if flag else "null"
         param.grad_req = req  # 'null' drops the gradient buffer; 'add' makes a zero one
         self._clear_mark(param)
         owner = getattr(param, "_d2p_owner", None)
@@ -263,12 +271,12 @@ class MXNetAdapter(MXNetBackend):
             layer = Dense(options["out_features"], use_bias=options["bias"],
                           in_units=options["in_features"] or 0, flatten=False)
             for p in layer.collect_params().values():
-                self._track(p)
+                self._accumulating(p)
                 p._d2p_owner = weakref.ref(layer)
         elif kind == "batch_norm":
             layer = BatchNorm(options["num_features"], options["eps"], options["momentum"])
             for p in (layer.gamma, layer.beta):
-                self._track(p)
+                self._accumulating(p)
         elif kind in ("relu", "sigmoid", "tanh"):
             return nn.Activation(kind)
         elif kind == "softmax":
@@ -374,7 +382,9 @@ class MXNetAdapter(MXNetBackend):
             state = self.layer_state(native, "linear")
             self._track(native.weight)
             self._track(native.bias)
-            return {"kind": "linear", "options": {
+            act = getattr(native, "act", None)
+            return {"kind": "linear", "activation": getattr(act, "_act_type", None),
+                    "options": {
                 "in_features": None if state is None else int(native.weight.shape[1]),
                 "out_features": int(native._units), "bias": native.bias is not None}}
         if type(native) is nn.Activation and native._act_type in ("relu", "sigmoid", "tanh"):
@@ -435,6 +445,10 @@ class MXNetAdapter(MXNetBackend):
         # place, so the hooked parameters' gradients are kept and subtracted
         hooked = [(p, p.list_grad()[0].copy()) for p in list(self._seen)
                   if param_hooks(p) and p.grad_req != "null" and p._data is not None]
+        # a wrapped model's parameters keep grad_req='write' (its own loop overwrites): what
+        # d2lparams accumulated so far is added back after this backward
+        kept = [(p, p.list_grad()[0].copy()) for p in list(self._seen)
+                if p.grad_req == "write" and p._data is not None and self.grad_tensor(p) is not None]
         for param, _ in hooked:  # the flag then says whether THIS backward reached it
             if self._fresh(param):
                 param._d2p_has_grad = True
@@ -442,6 +456,12 @@ class MXNetAdapter(MXNetBackend):
                     arr._fresh_grad = False
         loss.backward()
         with autograd.pause():
+            for param, before in kept:
+                if self._fresh(param):
+                    grad = param.list_grad()[0]
+                    grad += before
+                else:  # not reached: 'write' left the old gradient in place
+                    param._d2p_has_grad = True
             for param, before in hooked:
                 if not self._fresh(param):
                     continue

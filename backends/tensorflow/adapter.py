@@ -301,7 +301,9 @@ class TensorFlowAdapter(TensorFlowBackend):
         if isinstance(native, layers.Dense):
             # A Dense with an activation stays one layer: the neutral Linear calls it whole.
             state = self.layer_state(native, "linear")
-            return {"kind": "linear", "options": {
+            activation = getattr(native.activation, "__name__", "linear")
+            return {"kind": "linear", "activation": None if activation == "linear" else activation,
+                    "options": {
                 "in_features": None if state is None else int(state["weight"].shape[0]),
                 "out_features": int(native.units), "bias": bool(native.use_bias)}}
         if type(native) is layers.ReLU and not native.max_value and not native.negative_slope \

@@ -193,10 +193,10 @@ class Linear(_Layer):
         return out
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.use_bias}"
-        )
+        text = (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.use_bias}")
+        activation = self.__dict__.get("_activation")  # a wrapped Dense applies its own
+        return text + (f", activation={activation}" if activation else "")
 
     def _unbuilt_text(self) -> str:
         return f"Linear(in_features=None, out_features={self.out_features})"

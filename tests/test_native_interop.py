@@ -1,0 +1,134 @@
+"""Native code in, native tools out: wrapping changes nothing about a native model, and
+d2lparams' gradients on a wrapped model still have PyTorch's meaning."""
+
+import numpy as np
+
+import d2lparams as d2p
+from d2lparams import ops
+
+X = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+Y = (X @ np.array([[1.0], [-2.0], [0.5], [3.0]]) + 0.3).astype(np.float32)
+
+
+# Each framework's own MLP and its own SGD loop, written the way its users write them (the
+# point of these tests is native code, so each is that framework's code).
+def torch_model_and_loop():
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+
+    def train(steps):
+        opt = torch.optim.SGD(net.parameters(), lr=0.05)
+        x, y = torch.from_numpy(X), torch.from_numpy(Y)
+        for _ in range(steps):
+            opt.zero_grad()
+            ((net(x) - y) ** 2).mean().backward()
+            opt.step()
+        return [p.detach().numpy().copy() for p in net.parameters()]
+
+    return net, train
+
+
+def tensorflow_model_and_loop():
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    net.build((None, 4))
+
+    def train(steps):
+        opt = keras.optimizers.SGD(learning_rate=0.05)
+        for _ in range(steps):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((net(X) - Y) ** 2)
+            opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables),
+                                    net.trainable_variables))
+        return [v.numpy().copy() for v in net.weights]
+
+    return net, train
+
+
+def mxnet_model_and_loop():
+    import mxnet as mx
+    from mxnet import autograd, gluon
+
+    mx.random.seed(0)
+    net = gluon.nn.Sequential()
+    net.add(gluon.nn.Dense(8, activation="relu", in_units=4), gluon.nn.Dense(1, in_units=8))
+    net.initialize()
+
+    def train(steps):  # d2l's loop: no zero_grad, Gluon's grad_req='write' overwrites
+        trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.05})
+        x, y = mx.nd.array(X), mx.nd.array(Y)
+        for _ in range(steps):
+            with autograd.record():
+                loss = ((net(x) - y) ** 2).mean()
+            loss.backward()
+            trainer.step(1)
+        return [p.data().asnumpy().copy() for p in net.collect_params().values()]
+
+    return net, train
+
+
+def paddle_model_and_loop():
+    import paddle
+
+    paddle.seed(0)
+    net = paddle.nn.Sequential(paddle.nn.Linear(4, 8), paddle.nn.ReLU(), paddle.nn.Linear(8, 1))
+
+    def train(steps):
+        opt = paddle.optimizer.SGD(learning_rate=0.05, parameters=net.parameters())
+        x, y = paddle.to_tensor(X), paddle.to_tensor(Y)
+        for _ in range(steps):
+            loss = ((net(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+        return [p.numpy().copy() for p in net.parameters()]
+
+    return net, train
+
+
+NATIVE = {"torch": torch_model_and_loop, "tensorflow": tensorflow_model_and_loop,
+          "mxnet": mxnet_model_and_loop, "paddle": paddle_model_and_loop}
+
+
+def test_wrap_changes_nothing_about_a_native_training_loop(backend):
+    _, train = NATIVE[backend]()
+    untouched = train(5)
+    net, train = NATIVE[backend]()
+    view = d2p.wrap(net)
+    view.state_dict()
+    [p.requires_grad for p in view.parameters()]
+    d2p.backward(lambda: ops.sum(view(X)))  # d2lparams' own use of it, too
+    view.zero_grad()
+    after = train(5)
+    assert len(after) == len(untouched)
+    for a, b in zip(after, untouched):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_gradients_accumulate_on_a_wrapped_native_model(backend):
+    net, _ = NATIVE[backend]()
+    view = d2p.wrap(net)
+    d2p.backward(lambda: ops.sum(view(X)))
+    first = {n: p.grad.copy() for n, p in view.named_parameters()}
+    d2p.backward(lambda: ops.sum(view(X)))
+    for name, p in view.named_parameters():
+        np.testing.assert_allclose(p.grad, 2 * first[name], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    view.zero_grad()
+    assert all(p.grad is None for p in view.parameters())
+
+
+#: the native models above: keras' and gluon's Dense carry the activation themselves
+FUSED_ACTIVATION = {"torch": False, "tensorflow": True, "mxnet": True, "paddle": False}
+
+
+def test_repr_shows_a_wrapped_layers_builtin_activation(backend):
+    net, _ = NATIVE[backend]()
+    text = repr(d2p.wrap(net))
+    expected = "activation=relu" if FUSED_ACTIVATION[backend] else "ReLU()"
+    assert expected in text, text
