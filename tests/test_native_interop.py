@@ -132,3 +132,73 @@ def test_repr_shows_a_wrapped_layers_builtin_activation(backend):
     text = repr(d2p.wrap(net))
     expected = "activation=relu" if FUSED_ACTIVATION[backend] else "ReLU()"
     assert expected in text, text
+
+
+# Each framework's own training API applied to net.native (three full-batch SGD steps on the
+# mean squared error), as its users write it.
+def torch_fit(native, steps):
+    import torch
+
+    opt = torch.optim.SGD(native.parameters(), lr=0.05)
+    x, y = torch.from_numpy(X), torch.from_numpy(Y)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(native(x), y).backward()
+        opt.step()
+
+
+def tensorflow_fit(native, steps):
+    import keras
+
+    assert isinstance(native, keras.Model)
+    native.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
+    native.fit(X, Y, epochs=steps, batch_size=len(X), shuffle=False, verbose=0)
+
+
+def mxnet_fit(native, steps):
+    import mxnet as mx
+    from mxnet import autograd, gluon
+
+    params = native.collect_params()
+    trainer = gluon.Trainer(params, "sgd", {"learning_rate": 0.05})
+    x, y = mx.nd.array(X), mx.nd.array(Y)
+    for _ in range(steps):
+        with autograd.record():
+            loss = ((native(x) - y) ** 2).mean()
+        loss.backward()
+        trainer.step(1)
+        params.zero_grad()  # d2lparams' parameters accumulate (PyTorch's meaning)
+
+
+def paddle_fit(native, steps):
+    import paddle
+
+    opt = paddle.optimizer.SGD(learning_rate=0.05, parameters=native.parameters())
+    x, y = paddle.to_tensor(X), paddle.to_tensor(Y)
+    for _ in range(steps):
+        paddle.nn.functional.mse_loss(native(x), y).backward()
+        opt.step()
+        opt.clear_grad()
+
+
+FIT = {"torch": torch_fit, "tensorflow": tensorflow_fit, "mxnet": mxnet_fit, "paddle": paddle_fit}
+
+
+def test_the_frameworks_own_training_api_trains_net_native(backend):
+    from d2lparams import nn, optim
+
+    net = nn.mlp(4, 8, 1)
+    start = net.state_dict()
+    FIT[backend](net.native, 3)
+    twin = nn.mlp(4, 8, 1)
+    twin.load_state_dict(start)
+    opt = optim.SGD(twin.parameters(), lr=0.05)
+    x, y = d2p.tensor(X), d2p.tensor(Y)
+    for _ in range(3):
+        opt.zero_grad()
+        d2p.backward(lambda: ops.mean((twin(x) - y) * (twin(x) - y)))
+        opt.step()
+    trained = net.state_dict()
+    assert any(np.abs(trained[k] - start[k]).max() > 1e-3 for k in start)
+    for key, value in twin.state_dict().items():
+        np.testing.assert_allclose(trained[key], value, rtol=1e-5, atol=1e-6, err_msg=key)

@@ -10,6 +10,8 @@ Quirks absorbed by the adapter:
       are its own names. A free ``keras.Variable`` is just ``variable``: when it is first
       registered on a layer it takes the path ``<layer>/<attribute>`` as ``add_weight`` would
       give it.
+    * ``net.native`` is a ``keras.Model`` (the adapter's containers subclass it), so Keras'
+      own ``compile``/``fit``/``summary``/``save_weights`` work on it.
     * containers: ``keras.Sequential`` is not used. It builds a functional graph by tracing
       every layer symbolically at the first call (a custom forward with Python control flow
       on values fails there, and its side effects run twice), and it inserts an

@@ -46,11 +46,12 @@ def child_mode(layer, training):
     return training
 
 
-class Container(keras.layers.Layer):
-    """A Keras layer that holds d2lparams members under any name."""
+class Container(keras.Model):
+    """A Keras model (so ``compile``, ``fit``, ``summary`` and ``save_weights`` work on
+    ``net.native``) that holds d2lparams members under any name."""
 
     def __init__(self, **kwargs):
-        keras.layers.Layer.__init__(self, **kwargs)
+        keras.Model.__init__(self, **kwargs)
         # Nothing to build: marking it built keeps Keras from tracing ``call`` symbolically
         # and from locking the layer (members may come later).
         self.built = True
