@@ -98,9 +98,9 @@ def init_schemes():
 
     seed(0)
     net.apply(init_normal)
-    rng = np.random.default_rng(0)
-    dev = max(_dev(net[0].weight.numpy(), rng.normal(0, 0.01, (4, 8)).astype(np.float32)),
-              _dev(net[2].weight.numpy(), rng.normal(0, 0.01, (8, 1)).astype(np.float32)),
+    rng = np.random.default_rng(0)  # init.normal_ draws float32: N(0, 1) scaled in float32
+    dev = max(_dev(net[0].weight.numpy(), rng.standard_normal((4, 8), dtype=np.float32) * np.float32(0.01)),
+              _dev(net[2].weight.numpy(), rng.standard_normal((8, 1), dtype=np.float32) * np.float32(0.01)),
               _dev(net[0].bias.numpy(), np.zeros(8)))
     seed(1)
     init.xavier_uniform_(net[0].weight)
