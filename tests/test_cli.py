@@ -75,36 +75,3 @@ def test_doctor_lists_frameworks_and_hazards():
         assert f"  {name}" in proc.stdout
     if {"tensorflow", "paddle"} <= set(d2p.available_backends()):
         assert "preload" in proc.stdout
-
-
-USER_TEST = '''
-import numpy as np
-import d2lparams as d2p
-
-
-def test_linear_matches_numpy(backend):
-    net = d2p.nn.Linear(3, 2)
-    assert net.backend == backend
-    X = np.ones((1, 3), "float32")
-    sd = net.state_dict()
-    np.testing.assert_allclose(d2p.to_numpy(net(X)), X @ sd["weight"] + sd["bias"], rtol=1e-6)
-
-
-def test_no_backend():
-    assert True
-'''
-
-
-def test_plugin_runs_a_user_test_on_every_backend(tmp_path):
-    (tmp_path / "test_user.py").write_text(USER_TEST)
-    proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
-                          stdin=subprocess.DEVNULL, timeout=900)
-    names = d2p.available_backends()
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert f"{len(names) + 1} passed" in proc.stdout
-    one = subprocess.run([sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider",
-                          "--backends", names[0], "-v", str(tmp_path)], capture_output=True,
-                         text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=900)
-    assert f"test_linear_matches_numpy[{names[0]}] PASSED" in one.stdout
-    assert "2 passed" in one.stdout
