@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import __version__, _registry
+from . import report as _report
 
 TAIL_LINES = 25
 
@@ -151,7 +152,7 @@ def compare(backends: list[str] | None, out_dir: str | None, stream=None, *, wor
         "scenarios": names, "tolerances": tolerances, "measures": dict(scenarios.MEASURES),
         "backends": {b: results.get(b, {"backend": b, "not_installed": True}) for b in requested},
     }
-    failed = _failures(report, run_on)
+    failed = _report.failures(report)
     report["ok"] = not failed and bool(run_on)
     report["failed"] = [f["summary"] for f in failed]
     report["table"] = _plain_table(report)
@@ -164,9 +165,7 @@ def compare(backends: list[str] | None, out_dir: str | None, stream=None, *, wor
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "results.json"), "w") as fh:
             json.dump(report, fh, indent=1)
-        from .report import write_html
-
-        write_html(os.path.join(out_dir, "report.html"), report)
+        _report.write_html(os.path.join(out_dir, "report.html"), report)
         out.line(f"\nwrote {os.path.join(out_dir, 'report.html')} and results.json")
     if json_stream is not None:
         json.dump(report, json_stream, indent=1)
@@ -182,44 +181,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _failures(report: dict, run_on: list[str]) -> list[dict]:
-    """Every failure, in table order: crashes first per backend, then failed scenarios."""
-    found = []
-    for b in run_on:
-        data = report["backends"][b]
-        crash = data.get("crashed")
-        if crash:
-            found.append({"backend": b, "scenario": None,
-                          "summary": f"{b} crashed ({crash['signal'] or crash['how']})",
-                          "detail": f"{b} crashed during the {crash['phase']}: {crash['how']}. "
-                                    f"Its output ends with:\n{crash['tail']}"})
-        for r in data["results"]:
-            if not r["ok"]:
-                name = "saving its checkpoint" if r["scenario"] == "port: save" else r["scenario"]
-                found.append({"backend": b, "scenario": r["scenario"], "summary": f"{b}: {name}",
-                              "detail": f"{b} / {name}: {r['error']}"})
-    return found
-
-
-def _cell(report: dict, backend: str, name: str) -> tuple[str, str]:
-    """The text of one table cell and its kind (ok, fail, crashed, absent)."""
-    data = report["backends"][backend]
-    if data.get("not_installed"):
-        return "not installed", "absent"
-    found = [r for r in data["results"] if r["scenario"] == name]
-    if not found:
-        return ("crashed", "crashed") if data.get("crashed") else ("-", "absent")
-    r = found[0]
-    dev = r["deviation"]
-    number = "" if dev is None else (f" {dev:.1e}" if dev else " 0")
-    return ("ok" + number, "ok") if r["ok"] else ("FAIL" + number, "fail")
-
-
 def _rows(report: dict) -> list[list[tuple[str, str]]]:
     rows = []
     for name in report["scenarios"]:
         row = [(name, "name"), (f"{report['tolerances'][name]:.0e}", "tol")]
-        row += [_cell(report, b, name) for b in report["requested"]]
+        row += [_report.cell(report, b, name) for b in report["requested"]]
         rows.append(row)
     return rows
 
@@ -337,7 +303,8 @@ class _Output:
 
     def failure(self, failure: dict) -> None:
         self.line("")
-        self.line(failure["detail"], "red")
+        self.line(failure["title"], "bold red")
+        self.line(textwrap.indent(failure["detail"], "    "), "red")
 
     def verdict(self, report: dict, run_on: list[str]) -> None:
         self.line("")

@@ -13,6 +13,7 @@ import pytest
 import d2lparams as d2p
 from d2lparams import cli as d2p_cli
 from d2lparams import scenarios
+from d2lparams.report import COLORS
 
 FAST = [b for b in ("torch", "paddle") if b in d2p.available_backends()]
 
@@ -115,14 +116,17 @@ def test_a_crash_and_a_failure_are_named(tmp_path):
     assert re.search(rf"^  port +{crash} +not run: crashed in the scenarios$", out, re.M)
     assert not re.search(rf"^  port +{crash} +ok", out, re.M)
     assert re.search(r"^native defaults +1e-12 +FAIL \d\.\de-\d\d +crashed$", out, re.M)
-    assert (f"{crash} crashed during the scenarios: killed by SIGSEGV (exit code -11). Its "
-            "output ends with:\nabout to crash on purpose") in out
-    assert f"{ok} / native defaults: deviation" in out and "exceeds 1e-12" in out
+    assert (f"{crash} crashed during the scenarios: killed by SIGSEGV (exit code -11)\n"
+            "    its output ends with:\n    about to crash on purpose") in out
+    assert re.search(rf"^{ok} / native defaults\n    deviation .* exceeds 1e-12$", out, re.M)
     assert out.splitlines()[-1] == f"FAILED: {ok}: native defaults; {crash} crashed (SIGSEGV)"
     report = json.load(open(tmp_path / "out" / "results.json"))
     assert report["backends"][crash]["crashed"]["signal"] == "SIGSEGV"
     assert report["failed"] == [f"{ok}: native defaults", f"{crash} crashed (SIGSEGV)"]
     assert list(tmp.iterdir()) == []  # the temporary directory is gone
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert '<div class="verdict fail"' in page and '<td class="crashed">crashed</td>' in page
+    assert "about to crash on purpose" in page and '<td class="fail">FAIL' in page
 
 
 def test_rich_output_in_colour_and_no_color(compared, monkeypatch):
@@ -169,23 +173,79 @@ def test_version_and_help_read_as_help():
         assert text in compare_help.stdout, text
 
 
-def test_html_report_has_plots_and_opens_in_a_browser(compared, tmp_path):
+def test_html_report_is_self_contained_with_verdict_cells_and_axes(compared):
     _, out = compared
     page = (out / "report.html").read_text()
-    assert page.count('<svg class="plot"') >= len(d2p.available_backends()) + 1
-    assert "Native default initialization" in page and "Training loss" in page
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    names = d2p.available_backends()
+    assert not re.search(r"\b(src|href)\s*=", page) and "<script" not in page and "@import" not in page
+    assert f'<div class="verdict ok" id="verdict">All installed backends agree: {", ".join(names)}' in page
+    assert page.count('<td class="ok">') == len(names) * (len(scenarios.SCENARIOS) + 1)
+    assert page.count('<svg class="plot"') == len(names) + 1  # a histogram each, one training plot
+    for text in ("weight value", "weights per bin", "epoch", "|loss - NumPy| / NumPy", ">1e-12<",
+                 "tolerance 1e-05"):
+        assert text in page, text
+    for name in names:  # every backend has a curve and a legend entry in the training plot
+        assert f'fill="{COLORS[name]}">{name}</text>' in page, name
+
+
+def test_histogram_bins_start_and_end_at_the_formulas_bounds(compared):
+    """No bin straddles a bound: inside, every bin holds about the formula's count (none at
+    part height); outside, none holds anything."""
+    _, out = compared
+    report = json.load(open(out / "results.json"))
+    for name in d2p.available_backends():
+        data = next(r["data"] for r in report["backends"][name]["results"]
+                    if r["scenario"] == "native defaults")
+        edges, counts = data["edges"], data["histogram"]
+        inside = [c for c, a, b in zip(counts, edges, edges[1:])
+                  if data["low"] - 1e-12 <= a and b <= data["high"] + 1e-12]
+        assert len(inside) == 30 and sum(inside) == data["count"] == 90000, name
+        expected = data["count"] / 30  # 3000 per bin; a Poisson sd of 55
+        assert all(abs(c - expected) < 8 * expected ** 0.5 for c in inside), (name, inside)
+
+
+def test_a_failing_report_shows_red_cells_and_the_error_text(compared, tmp_path):
+    from d2lparams.report import write_html
+
+    _, out = compared
+    report = json.load(open(out / "results.json"))
+    name = d2p.available_backends()[0]
+    build = report["backends"][name]["results"][0]
+    build.update(ok=False, deviation=3e-3, error="deviation 3.00e-03 exceeds 1e-05\n<traceback>")
+    report["ok"], report["failed"] = False, [f"{name}: build"]
+    write_html(str(tmp_path / "report.html"), report)
+    page = (tmp_path / "report.html").read_text()
+    assert '<div class="verdict fail" id="verdict">FAILED: some backend disagrees' in page
+    assert f"<li>{name}: build</li>" in page
+    assert '<td class="fail">FAIL 3.0e-03</td>' in page
+    assert f"<h3>{name} / build</h3><pre>deviation 3.00e-03 exceeds 1e-05\n&lt;traceback&gt;</pre>" in page
+
+
+def chromium():
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+def test_html_report_opens_in_a_headless_browser_without_console_errors(compared, tmp_path):
+    browser = chromium()
     if browser is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-         f"file://{out / 'report.html'}"], capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("<svg") >= len(d2p.available_backends()) + 1
-    assert "d2lparams compare" in proc.stdout
+        pytest.skip("Chromium is not installed (apt-get install chromium); the report was checked "
+                    "as text only")
+    _, out = compared
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    url = f"file://{out / 'report.html'}"
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "All installed backends agree" in dom.stdout  # the verdict, as the browser parsed it
+    assert dom.stdout.count("<svg") == len(d2p.available_backends()) + 1
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []  # no script error, no failed load: nothing on the console
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, "--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_doctor_lists_frameworks_and_hazards():
