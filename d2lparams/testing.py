@@ -52,6 +52,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from typing import TextIO
 
 import pytest
 
@@ -417,8 +418,10 @@ class _WorkerPool:
             with open(log_path, "rb") as fh:
                 fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, fh.tell() - 6000))
-                lines = fh.read().decode("utf-8", "replace").splitlines()[-40:]
-            tail = "\n".join(lines).strip() or "(no output)"
+                last = fh.read().decode("utf-8", "replace").splitlines()[-40:]
+            tail = "\n".join(last).strip() or (
+                "(nothing: pytest was capturing the test's output when the process ended; "
+                "-s shows it)")
         return done, code, tail, current
 
     def close(self) -> None:
@@ -533,7 +536,7 @@ class _WorkerSide:
         self.config = config
         self.nodeids = set(job["nodeids"])
         self.out = open(job["events"], "ab", buffering=0)  # noqa: SIM115 - closed in pytest_unconfigure
-        self.devnull = None
+        self.devnull: TextIO | None = None
 
     def _send(self, **event) -> None:
         self.out.write(json.dumps(event, default=str).encode() + b"\n")
