@@ -350,21 +350,25 @@ class _WorkerPool:
         """Run ``name``'s items; after a crash in a test, the rest in a fresh worker."""
         todo = [item.nodeid for item in self.by_backend[name]]
         attempt = 0
-        with self.slots:
-            while todo and not self.stopping.is_set():
-                attempt += 1
-                done, code, tail, crashed_in = self._run_worker(name, todo, attempt)
-                if self.stopping.is_set():
+        try:
+            with self.slots:
+                while todo and not self.stopping.is_set():
+                    attempt += 1
+                    done, code, tail, crashed_in = self._run_worker(name, todo, attempt)
+                    if self.stopping.is_set():
+                        break
+                    rest = [n for n in todo if n not in done and n != crashed_in]
+                    if crashed_in is not None:
+                        self.events.put(("crashed", name, code, tail, crashed_in))
+                        todo = rest  # each fresh worker gets further: the crashed test is out
+                        continue
+                    if rest:
+                        self.events.put(("not run", name, code, tail, rest))
                     break
-                rest = [n for n in todo if n not in done and n != crashed_in]
-                if crashed_in is not None:
-                    self.events.put(("crashed", name, code, tail, crashed_in))
-                    todo = rest  # each fresh worker gets further: the crashed test is out
-                    continue
-                if rest:
-                    self.events.put(("not run", name, code, tail, rest))
-                break
-        self.events.put(("backend done", name))
+        except Exception as exc:  # the main thread must hear of it, or it would wait forever
+            self.events.put(("not run", name, None, f"{type(exc).__name__}: {exc}", todo))
+        finally:
+            self.events.put(("backend done", name))
 
     def _run_worker(self, name: str, nodeids: list, attempt: int):
         """One worker process over ``nodeids``: its finished tests, exit code, output tail and
@@ -464,7 +468,9 @@ class _WorkerPool:
                                f"ends with:\n{tail}")
         else:  # "not run"
             name, code, tail, nodeids = event[1:]
-            if code in (0, 1):
+            if code is None:
+                why = "could not be started"
+            elif code in (0, 1):
                 why = ("did not collect this test: a parametrization must give the same ids in "
                        "every process (ids made from object addresses do not)")
             else:
@@ -506,9 +512,13 @@ class _WorkerPool:
 
     def _fail(self, nodeid: str, message: str) -> None:
         item = self.items[nodeid]
+        # a crash after the test itself passed (in a fixture's teardown) is a teardown error
+        called = any(d["kind"] == "report" and d["report"].get("when") == "call"
+                     for d in self.held.get(nodeid, []))
         self._emit(nodeid, failure=pytest.TestReport(
             nodeid=nodeid, location=item.location, keywords={k: 1 for k in item.keywords},
-            outcome="failed", longrepr=message, when="call", sections=[], duration=0.0))
+            outcome="failed", longrepr=message, when="teardown" if called else "call",
+            sections=[], duration=0.0))
 
 
 def _warning_from(data: dict) -> warnings.WarningMessage:

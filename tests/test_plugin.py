@@ -298,6 +298,12 @@ def test_own_fixture(backend):
 def test_a_crash_fails_one_test_names_the_signal_and_the_rest_go_on(pytester):
     pytester.makepyfile(test_crash='''
 import os, signal
+import pytest
+
+@pytest.fixture
+def crashes_in_teardown():
+    yield
+    os.kill(os.getpid(), signal.SIGSEGV)
 
 def test_before(backend):
     pass
@@ -306,11 +312,16 @@ def test_crash(backend):
     print("about to crash")
     os.kill(os.getpid(), signal.SIGSEGV)
 
+def test_teardown(backend, crashes_in_teardown):
+    pass
+
 def test_after(backend):
     pass
 ''')
     result = run(pytester, "--backends", ONE)
-    result.assert_outcomes(passed=2, failed=1)
+    # the test whose fixture crashed passed, and its teardown is an error
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+    result.stdout.fnmatch_lines([esc(f"ERROR test_crash.py::test_teardown[{ONE}] - the {ONE} worker") + "*"])
     result.stdout.fnmatch_lines([
         f"the {ONE} worker process was killed by SIGSEGV while running this test*",
         esc(f"FAILED test_crash.py::test_crash[{ONE}] - the {ONE} worker process") + "*",
