@@ -349,11 +349,13 @@ NOTES = """## Reading the numbers
 - **init.normal_ / init.uniform_** draw float32 directly from the portable NumPy generator
   (the drawing rule in the Initialization guide), so that one seed gives bit-identical
   weights on all four frameworks, then copy the canonical array into the framework's tensor
-  (for torch, whose weights are stored `(out, in)`, a transposing copy). NumPy's float32
-  normal sampler is a ziggurat that draws one value at a time, about 2.5× slower than
-  torch's vectorized kernel, so `normal_` on torch misses the target; the other frameworks'
-  own initializers are slower than NumPy. `native=True` uses the framework's initializer
-  when speed matters more than the same values everywhere.
+  (for torch and mxnet, whose weights are stored `(out, in)`, a transposing copy). NumPy's
+  float32 normal sampler is a ziggurat that draws one value at a time, about 2.5× slower
+  than torch's vectorized kernel, so `normal_` on torch misses the target by far (it was
+  4.1× when drawing float64); `uniform_` on torch is at its edge (1.5-1.6×: the draw, the
+  scaling and the copy). The other frameworks' own initializers are slower than NumPy.
+  `native=True` uses the framework's initializer when speed matters more than the same
+  values everywhere.
 - **SGD training step**: forward, `d2p.backward`, `optim.SGD.step` on `mlp(784, [256, 256],
   10)`, batch 64, against the framework's own loop (its optimizer, reading the loss as a
   float as `d2p.backward` does). The update runs in place with the framework's own tensor
