@@ -36,7 +36,8 @@ from ._registry import (
     use_backend,
 )
 
-__version__ = "0.1.0"
+#: the one place the version is written (setup.cfg reads it; ``d2lparams --version`` shows it)
+__version__ = "0.2.0.dev0"
 
 # public name -> the module that defines it (imported on first access)
 _LAZY = {

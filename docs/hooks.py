@@ -29,3 +29,17 @@ def on_page_markdown(markdown, page, config, files):
         return "\n".join(parts)
 
     return re.sub(r"<!-- example: ([\w-]+) -->", render, markdown)
+
+
+def on_post_build(config):
+    """Shoot the compare report again, as the current report code draws it, into the built
+    site (not into docs/, which `mkdocs serve` watches); without Chromium the committed
+    screenshot stays."""
+    import sys
+
+    sys.path.insert(0, HERE)
+    import report_screenshot
+
+    target = os.path.join(config["site_dir"], "img", "report.png")
+    if os.path.exists(report_screenshot.RESULTS) and os.path.isdir(os.path.dirname(target)):
+        report_screenshot.shoot(report_screenshot.RESULTS, target)

@@ -13,6 +13,16 @@ from d2lparams.chapter import ChapterInit, seed_net
 from conftest import ALL, cross_backends, run_python
 
 
+# init.uniform_ / init.normal_ draw float32 directly (the rule in d2lparams.init's docstring);
+# the references below apply that rule with NumPy alone.
+def float32_uniform(rng, shape, a, b):
+    return rng.random(shape, dtype=np.float32) * np.float32(b - a) + np.float32(a)
+
+
+def float32_normal(rng, shape, mean, std):
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std) + np.float32(mean)
+
+
 def test_init_normal_via_apply(backend):
     net = seed_net()
 
@@ -24,8 +34,8 @@ def test_init_normal_via_apply(backend):
     d2p.seed(0)
     net.apply(init_normal)
     rng = np.random.default_rng(0)
-    np.testing.assert_array_equal(net[0].weight.numpy(), rng.normal(0, 0.01, (4, 8)).astype(np.float32))
-    np.testing.assert_array_equal(net[2].weight.numpy(), rng.normal(0, 0.01, (8, 1)).astype(np.float32))
+    np.testing.assert_array_equal(net[0].weight.numpy(), float32_normal(rng, (4, 8), 0, 0.01))
+    np.testing.assert_array_equal(net[2].weight.numpy(), float32_normal(rng, (8, 1), 0, 0.01))
     assert not net[0].bias.numpy().any() and not net[2].bias.numpy().any()
 
 
@@ -154,11 +164,15 @@ def test_initializer_distributions(backend, fn, kwargs, dist, native):
         assert abs(values.mean() - a) < 0.01 * b + 1e-3 * abs(a)
         assert abs(values.std() - b) < 0.01 * b
     if not native:
-        # portable draws are exactly NumPy's
-        rng = np.random.default_rng(5)
-        ref = (rng.uniform(a, b, (fan_in, fan_out)) if kind == "uniform"
-               else rng.normal(a, b, (fan_in, fan_out))).astype(np.float32)
-        np.testing.assert_allclose(lin.weight.numpy(), ref, rtol=1e-6, atol=1e-7)
+        # portable draws are exactly NumPy's: uniform_/normal_ in float32, the others float64
+        rng, shape = np.random.default_rng(5), (fan_in, fan_out)
+        if fn in ("uniform_", "normal_"):
+            ref = (float32_uniform if kind == "uniform" else float32_normal)(rng, shape, a, b)
+            np.testing.assert_array_equal(lin.weight.numpy(), ref)
+        else:
+            ref = (rng.uniform(a, b, shape) if kind == "uniform"
+                   else rng.normal(a, b, shape)).astype(np.float32)
+            np.testing.assert_allclose(lin.weight.numpy(), ref, rtol=1e-6, atol=1e-7)
     init.constant_(lin.bias, 3.0, native=native)
     assert (lin.bias.numpy() == 3.0).all()
 
@@ -200,3 +214,14 @@ def test_same_seed_identical_arrays_across_backends(tmp_path):
             np.testing.assert_array_equal(
                 np.float32(results[name][key]), np.float32(results[first][key]),
                 err_msg=f"{key} differs between {first} and {name}")
+
+
+def test_draw_helpers_keep_float64_for_float64_targets():
+    """A float64 target is drawn in float64 (NumPy's rng.uniform / rng.normal), not rounded."""
+    for draw, numpy_draw in ((init._draw_uniform, "uniform"), (init._draw_normal, "normal")):
+        got = draw(np.random.default_rng(2), (3, 4), -1.0, 2.0, "float64")
+        expected = getattr(np.random.default_rng(2), numpy_draw)(-1.0, 2.0, (3, 4))
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, expected)
+        single = draw(np.random.default_rng(2), (3, 4), -1.0, 2.0, "float32")
+        assert single.dtype == np.float32
