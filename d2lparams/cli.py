@@ -23,6 +23,7 @@ from typing import Any
 
 from . import __version__, _registry
 from . import report as _report
+from ._errors import D2LParamsError
 
 TAIL_LINES = 25
 
@@ -388,6 +389,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the results as JSON to stdout (the table then goes to stderr)")
     p.add_argument("--workers", type=_positive, metavar="N",
                    help="backend processes at a time (default: the number of cores)")
+    d = sub.add_parser("diff", help="compare two checkpoint files tensor by tensor",
+                       description="Compare two checkpoints (d2p.save files of any backends) "
+                       "tensor by tensor: by name, or by order and shape where the names differ. "
+                       "Exit status 1 when a tensor differs beyond tolerance.")
+    d.add_argument("a", help="a checkpoint file")
+    d.add_argument("b", help="another checkpoint file")
     sub.add_parser("doctor", help="installed frameworks, versions and known hazards with fixes",
                    description="Installed frameworks and versions, and known hazards, each with its fix.")
     return parser
@@ -420,6 +427,16 @@ def main(argv: list[str] | None = None) -> int:
             return compare(names or None, args.out, sys.stderr, workers=args.workers,
                            json_stream=sys.stdout)
         return compare(names or None, args.out, workers=args.workers)
+    if args.command == "diff":
+        from .interop import diff_checkpoints  # NumPy and safetensors only for this command
+
+        try:
+            report = diff_checkpoints(args.a, args.b)
+        except D2LParamsError as exc:
+            print(f"d2lparams diff: {exc}", file=sys.stderr)
+            return 2
+        print(report)
+        return 0 if report.first_divergence is None else 1
     return doctor()
 
 

@@ -26,6 +26,7 @@ from . import ops
 from ._errors import StateDictError
 from ._tensor import tensor, to_numpy
 from .autograd import backward
+from .io import read
 from .nn.module import Module
 
 __all__ = ["DiffReport", "diff", "port"]
@@ -237,6 +238,39 @@ def diff(model_a: Module, model_b: Module, X, *, port: bool = True, train: bool 
         else:
             dev, rel = _deviation(g, gb)
         report.parameters.append(DiffRow(name, "gradient", dev, rel, other))
+    return report
+
+
+def diff_checkpoints(path_a, path_b) -> DiffReport:
+    """Compare two checkpoint files tensor by tensor (``d2lparams diff a b``): by name where
+    both hold the same names, else by order and shape (files saved from natively built
+    models of two frameworks). ``first_divergence`` names the first tensor that differs
+    beyond tolerance.
+
+    Raises:
+        StateDictError: a file is unreadable, or the two do not match one to one.
+    """
+    state_a, meta_a = read(path_a)
+    state_b, meta_b = read(path_b)
+    if list(state_a) == list(state_b):
+        pairs = [(k, k) for k in state_a]
+    else:
+        a = [(k, v.shape) for k, v in state_a.items()]
+        b = [(k, v.shape) for k, v in state_b.items()]
+        if len(a) != len(b) or any(x[1] != y[1] for x, y in zip(a, b)):
+            rows = [(k, s, "", 0) for k, s in a], [(k, s, "", 0) for k, s in b]
+            raise StateDictError(
+                f"{path_a} and {path_b} hold other tensors ({len(a)} and {len(b)}), by name and "
+                "by order and shape:\n" + _side_by_side(*rows)
+            )
+        pairs = [(x[0], y[0]) for x, y in zip(a, b)]
+    report = DiffReport(backends=(meta_a.get("source_backend", "?"),
+                                  meta_b.get("source_backend", "?")))
+    for name_a, name_b in pairs:
+        row = DiffRow(name_a, "tensor", *_deviation(state_a[name_a], state_b[name_b]), name_b)
+        report.parameters.append(row)
+        if report.first_divergence is None and row.diverges:
+            report.first_divergence = name_a
     return report
 
 

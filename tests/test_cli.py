@@ -13,7 +13,7 @@ import pytest
 import d2lparams as d2p
 from d2lparams import cli as d2p_cli
 from d2lparams import scenarios
-from d2lparams.report import COLORS
+from d2lparams.report import _color
 
 FAST = [b for b in ("torch", "paddle") if b in d2p.available_backends()]
 
@@ -185,7 +185,7 @@ def test_html_report_is_self_contained_with_verdict_cells_and_axes(compared):
                  "tolerance 1e-05"):
         assert text in page, text
     for name in names:  # every backend has a curve and a legend entry in the training plot
-        assert f'fill="{COLORS[name]}">{name}</text>' in page, name
+        assert f'fill="{_color(name)}">{name}</text>' in page, name
 
 
 def test_histogram_bins_start_and_end_at_the_formulas_bounds(compared):

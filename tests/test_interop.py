@@ -115,3 +115,21 @@ def test_port_and_diff_across_backends_in_one_process():
     assert report.backends == tuple(pair)
     assert report.first_divergence is None
     assert max(r.relative for r in report.layers + report.parameters) < 1e-5
+
+
+def test_the_diff_command_compares_two_checkpoints(backend, tmp_path, capsys):
+    from d2lparams.cli import main
+
+    src, dst = chapter.rgnet(), nested_plain()
+    d2p.port(src, dst)
+    a, b = d2p.save(src, tmp_path / "a.safetensors"), d2p.save(dst, tmp_path / "b.safetensors")
+    assert main(["diff", a, b]) == 0
+    out = capsys.readouterr().out
+    assert "0.block 3.2.weight" in out and "first divergence: none" in out
+    dst[1].bias.set(dst[1].bias.numpy() + 1)
+    d2p.save(dst, b)
+    assert main(["diff", a, b]) == 1
+    assert "first divergence: 1.bias" in capsys.readouterr().out
+    d2p.save(nn.mlp(4, 8, 1), b)
+    assert main(["diff", a, b]) == 2
+    assert "hold other tensors" in capsys.readouterr().err
