@@ -29,7 +29,6 @@ def sequential_reference(sd, prefix, kinds, X):
 def run_python(code: str, env_extra=None, timeout=300):
     """Run ``code`` in a fresh interpreter (cwd is not on sys.path) and return the result."""
     env = dict(os.environ, **(env_extra or {}))
-    env.pop("D2LPARAMS_TEST_WORKER", None)
     return subprocess.run(
         [sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env,
         timeout=timeout, cwd=os.path.dirname(__file__), stdin=subprocess.DEVNULL,

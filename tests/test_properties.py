@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import os
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -110,13 +111,15 @@ def test_random_mlps_port_across_backends(archs):
     names = cross_backends()
     archs_json = json.dumps(archs)
     saved = {}
-    for source in names:
-        directory = tempfile.mkdtemp(prefix="d2lparams-port-")
-        proc = run_python(SAVE.format(backend=source, archs=archs_json, directory=directory))
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        saved[source] = (directory, json.loads(proc.stdout.strip().splitlines()[-1]))
-    for target in names:
-        sources = json.dumps([saved[s] for s in names if s != target])
-        proc = run_python(LOAD.format(backend=target, archs=archs_json, sources=sources))
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert float(proc.stdout.strip().splitlines()[-1]) < 1e-5, (target, archs)
+    with tempfile.TemporaryDirectory(prefix="d2lparams-port-") as root:
+        for source in names:
+            directory = os.path.join(root, source)
+            os.makedirs(directory)
+            proc = run_python(SAVE.format(backend=source, archs=archs_json, directory=directory))
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            saved[source] = (directory, json.loads(proc.stdout.strip().splitlines()[-1]))
+        for target in names:
+            sources = json.dumps([saved[s] for s in names if s != target])
+            proc = run_python(LOAD.format(backend=target, archs=archs_json, sources=sources))
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert float(proc.stdout.strip().splitlines()[-1]) < 1e-5, (target, archs)
