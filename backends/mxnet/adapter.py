@@ -8,6 +8,9 @@ import weakref
 
 import numpy as np
 
+from d2lparams.nn.parameter import Parameter
+
+from ..base import defer_operators
 from . import MXNetBackend
 from .layers import (
     BatchNorm,
@@ -65,8 +68,11 @@ class MXNetAdapter(MXNetBackend):
     def is_tensor(self, x) -> bool:
         return isinstance(x, nd.NDArray)
 
-    def tensor(self, array):
-        return nd.array(np.asarray(array, dtype=np.float32), ctx=self._ctx, dtype="float32")
+    def tensor(self, array, requires_grad=False):
+        x = nd.array(array, ctx=self._ctx, dtype=array.dtype)
+        if requires_grad:
+            x.attach_grad(grad_req="add")  # accumulates, as a parameter's gradient does
+        return x
 
     def to_numpy(self, x) -> np.ndarray:
         if isinstance(x, gluon.Parameter):
@@ -136,6 +142,8 @@ class MXNetAdapter(MXNetBackend):
             param.set_data(nd.array(array, ctx=self._ctx, dtype="float32"))
 
     def requires_grad(self, param, flag=None) -> bool:
+        if isinstance(param, nd.NDArray):  # a tensor: only attach_grad gives it a gradient
+            return param.grad is not None
         if flag is not None:
             self._set_requires_grad(param, flag)
         return param.grad_req != "null"
@@ -165,6 +173,10 @@ class MXNetAdapter(MXNetBackend):
                 arr._fresh_grad = False
 
     def grad_tensor(self, param):
+        if isinstance(param, nd.NDArray):
+            # backward sets _fresh_grad on the arrays it reached; zero_grad clears it
+            grad = param.grad
+            return grad if grad is not None and param._fresh_grad else None
         self._track(param)
         if param.grad_req == "null" or param._data is None:
             return None
@@ -178,6 +190,13 @@ class MXNetAdapter(MXNetBackend):
         return g.reshape(()) if self._is_scalar(param) else g
 
     def zero_grad(self, param) -> None:
+        if isinstance(param, nd.NDArray):
+            grad = param.grad
+            if grad is not None:
+                with autograd.pause():
+                    grad[:] = 0
+                param._fresh_grad = False
+            return
         param.zero_grad()
         self._clear_mark(param)
 
@@ -396,6 +415,27 @@ class MXNetAdapter(MXNetBackend):
             if param.grad_req != "null" and self._fresh(param):
                 param._d2p_has_grad = True
 
+    def differentiate(self, loss, sources) -> list:
+        arrays = [s if isinstance(s, nd.NDArray) else s.data() for s in sources]
+        try:
+            grads = list(autograd.grad(loss, arrays, retain_graph=True))
+        except mx.base.MXNetError as exc:
+            # mxnet refuses a variable the loss does not depend on: ask one by one
+            if "unreachable" not in str(exc):
+                raise
+            grads = [self._grad_or_none(loss, a) for a in arrays]
+        return [g.reshape(()) if g is not None and not isinstance(s, nd.NDArray)
+                and self._is_scalar(s) else g for s, g in zip(sources, grads)]
+
+    @staticmethod
+    def _grad_or_none(loss, array):
+        try:
+            return autograd.grad(loss, [array], retain_graph=True)[0]
+        except mx.base.MXNetError as exc:
+            if "unreachable" not in str(exc):
+                raise
+            return None
+
     def no_grad(self):
         return autograd.pause()
 
@@ -432,3 +472,70 @@ class MXNetAdapter(MXNetBackend):
 
 
 MXNetAdapter.ops_table.update(matmul=MXNetAdapter._matmul, reshape=MXNetAdapter._reshape)
+
+
+# -- losses, operations, input gradients ------------------------------------------------------
+def _broadcast(x, shape):
+    x = x.reshape((1,) * (len(shape) - x.ndim) + x.shape)
+    return x if x.shape == shape else nd.broadcast_to(x, shape)
+
+
+def _where(self, condition, x, y):
+    # nd.where neither broadcasts nor takes numbers, and wants a numeric condition
+    tensors = [t for t in (x, y) if isinstance(t, nd.NDArray)]
+    dtype = tensors[0].dtype if tensors else np.float32
+    shape = tuple(np.broadcast_shapes(condition.shape, *(t.shape for t in tensors)))
+
+    def full(v):
+        if isinstance(v, nd.NDArray):
+            return _broadcast(v, shape)
+        return nd.full(shape, v, ctx=self._ctx, dtype=dtype)
+
+    return nd.where(_broadcast(condition.astype(dtype), shape), full(x), full(y))
+
+
+def _clamp(self, x, low, high):
+    if low is not None:
+        x = nd.maximum(x, low)
+    return x if high is None else nd.minimum(x, high)
+
+
+def _reduce(fn):
+    def reduce(self, x, dim, keepdim):
+        return fn(x) if dim is None else fn(x, axis=_axes(dim), keepdims=keepdim)
+    return reduce
+
+
+def _argmax(self, x, dim, keepdim):
+    if dim is None:
+        return nd.argmax(x.reshape((-1,)), axis=0).astype("int64")
+    return nd.argmax(x, axis=dim, keepdims=keepdim).astype("int64")
+
+
+def _take_along_dim(self, x, indices, dim):
+    # nd.pick takes one index per position, without the picked axis
+    dim = dim % x.ndim
+    squeezed = indices.shape[:dim] + indices.shape[dim + 1:]
+    return nd.pick(x, indices.reshape(squeezed), axis=dim, keepdims=True)
+
+
+MXNetAdapter.ops_table.update(
+    log_softmax=lambda self, x, dim: nd.log_softmax(x, axis=dim),
+    where=_where,
+    clamp=_clamp,
+    argmax=_argmax,
+    amax=_reduce(nd.max),
+    amin=_reduce(nd.min),
+    take_along_dim=_take_along_dim,
+    one_hot=lambda self, x, n, dtype: nd.one_hot(x, n, dtype=dtype),
+    astype=lambda self, x, dtype: x.astype(dtype),
+    dropout=lambda self, x, p: nd.Dropout(x, p=p, mode="always"),  # also outside train_mode
+    detach=lambda self, x: x.detach(),
+)
+
+# The legacy NDArray raises TypeError for an operand it does not know instead of returning
+# NotImplemented, so ``tensor + Parameter`` failed: let the Parameter's reflected operator
+# answer (only for Parameters; every other operand is mxnet's own business).
+defer_operators(nd.NDArray, ("__add__", "__sub__", "__mul__", "__truediv__", "__div__",
+                             "__pow__", "__mod__", "__iadd__", "__isub__", "__imul__",
+                             "__itruediv__", "__idiv__", "__imod__"), Parameter)

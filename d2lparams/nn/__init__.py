@@ -16,6 +16,7 @@ from .layers import (
     Tanh,
     mlp,
 )
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter
 
@@ -23,4 +24,5 @@ __all__ = [
     "BatchNorm1d", "Dropout",
     "Flatten", "Identity", "LazyLinear", "Linear", "Module", "ModuleList", "Parameter",
     "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "mlp",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
 ]

@@ -236,6 +236,12 @@ class Parameter:
     def __neg__(self):
         return -self.value()
 
+    def __pow__(self, other):
+        return self.value() ** _operand(other)
+
+    def __rpow__(self, other):
+        return _operand(other) ** self.value()
+
     def __len__(self) -> int:
         return self.shape[0]
 
