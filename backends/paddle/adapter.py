@@ -23,6 +23,13 @@ def _transpose(self, x, dim0, dim1):
     return paddle.transpose(x, perm=perm)
 
 
+def _log_softmax(self, x, dim):
+    # F.log_softmax clamps each log-probability at -64 (x - max below -64), and
+    # x - logsumexp(x) has a gradient 3x less exact than this composition
+    shifted = x - paddle.max(x, axis=dim, keepdim=True).detach()
+    return shifted - paddle.log(paddle.sum(paddle.exp(shifted), axis=dim, keepdim=True))
+
+
 class PaddleAdapter(PaddleBackend):
     ops_namespace = paddle
     ops_table = {
@@ -35,8 +42,7 @@ class PaddleAdapter(PaddleBackend):
         "reshape": lambda self, x, shape: paddle.reshape(x, list(shape)),
         "concat": lambda self, tensors, dim: paddle.concat(list(tensors), axis=dim),
         # losses, operations, input gradients
-        # F.log_softmax clamps each log-probability at -64 (x - max below -64): not used
-        "log_softmax": lambda self, x, dim: x - paddle.logsumexp(x, axis=dim, keepdim=True),
+        "log_softmax": _log_softmax,
         "argmax": lambda self, x, dim, keepdim: paddle.argmax(x, axis=dim, keepdim=keepdim),
         "amax": lambda self, x, dim, keepdim: paddle.max(x, axis=dim, keepdim=keepdim),
         "amin": lambda self, x, dim, keepdim: paddle.min(x, axis=dim, keepdim=keepdim),
@@ -235,6 +241,8 @@ class PaddleAdapter(PaddleBackend):
         return paddle.no_grad()
 
 
-# ``tensor / Parameter`` (and //, %) raise TypeError in paddle instead of returning
-# NotImplemented: let the Parameter's reflected operator answer (nothing else changes).
-defer_operators(paddle.Tensor, ("__truediv__", "__div__", "__floordiv__", "__mod__"), Parameter)
+# ``tensor / Parameter`` (and //, %, <, <=, >, >=) raise TypeError in paddle instead of
+# returning NotImplemented: let the Parameter's reflected operator answer (nothing else
+# changes).
+defer_operators(paddle.Tensor, ("__truediv__", "__div__", "__floordiv__", "__mod__", "__lt__",
+                                "__le__", "__gt__", "__ge__"), Parameter)
