@@ -79,7 +79,7 @@ def _make(array: np.ndarray, backend, dtype="float32", requires_grad: bool = Fal
             f"only floating-point tensors can require a gradient (as in PyTorch), got "
             f"dtype={name!r}; drop requires_grad=True or use dtype=\"float32\""
         )
-    array = np.ascontiguousarray(array, dtype=DTYPES[name])
+    array = np.ascontiguousarray(array, dtype=DTYPES[name])  # a scalar becomes (1,)
     ad = _registry.adapter(backend)
     if requires_grad:
         return ad.tensor(array, requires_grad=True)

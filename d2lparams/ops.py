@@ -419,7 +419,10 @@ def _check_labels(labels: np.ndarray, num_classes: int, what: str) -> None:
 def _check_float(ad, x, what: str, role: str) -> None:
     name = ad.dtype(_unwrap(x))
     if name != "float32":
-        raise ValueError(f"{what}: the {role} must be a float32 tensor, got dtype {name}")
+        raise ValueError(
+            f"{what}: the {role} must be a float32 tensor, got dtype {name}; convert it with "
+            "ops.astype(x, \"float32\")"
+        )
 
 
 def _loss_adapter(input, what: str):
@@ -443,6 +446,7 @@ def mse_loss(input, target, reduction: str = "mean"):  # noqa: A002 - PyTorch's 
     check_reduction(reduction, "mse_loss")
     ad = _loss_adapter(input, "mse_loss")
     target = _target(ad, target, "mse_loss", "float32")
+    _check_float(ad, target, "mse_loss", "target")
     _same_shape(ad, input, target, "mse_loss")
     diff = _unwrap(input) - target
     return _reduce(ad, diff * diff, reduction)
@@ -454,6 +458,7 @@ def l1_loss(input, target, reduction: str = "mean"):  # noqa: A002 - PyTorch's n
     check_reduction(reduction, "l1_loss")
     ad = _loss_adapter(input, "l1_loss")
     target = _target(ad, target, "l1_loss", "float32")
+    _check_float(ad, target, "l1_loss", "target")
     _same_shape(ad, input, target, "l1_loss")
     return _reduce(ad, ad.op("abs")(_unwrap(input) - target), reduction)
 
@@ -480,7 +485,7 @@ def _pick(ad, values, target, shape: tuple, dim: int):
 def _index_target(ad, target, shape: tuple, dim: int, what: str):
     expected = shape[:dim] + shape[dim + 1:]
     got = _shape_of(ad, target)
-    if got != expected:
+    if got != expected and not (expected == () and got == (1,)):  # d2p.tensor(3) is (1,)
         raise ValueError(
             f"{what}: an input of shape {shape} takes class indices of shape {expected}, "
             f"got {got} (class probabilities would have the input's shape)"
@@ -567,6 +572,7 @@ def binary_cross_entropy_with_logits(input, target,  # noqa: A002 - PyTorch's na
     check_reduction(reduction, what)
     ad = _loss_adapter(input, what)
     y = _target(ad, target, what, "float32")
+    _check_float(ad, y, what, "target")
     _same_shape(ad, input, y, what)
     x = _unwrap(input)
     m = ad.op("detach")(ad.op("clamp")(-x, 0.0, None))
@@ -574,21 +580,12 @@ def binary_cross_entropy_with_logits(input, target,  # noqa: A002 - PyTorch's na
     return _reduce(ad, (1.0 - y) * x + m + log_term, reduction)
 
 
-def _clamped_log(ad, p):
-    """``max(log(p), -100)`` with PyTorch's BCE gradient ``1 / max(p, 1e-12)``: finite at
-    ``p = 0`` (the value carries no gradient; a surrogate ``p / max(p, 1e-12)``, whose value
-    is cancelled, carries it)."""
-    detach = ad.op("detach")
-    value = detach(ad.op("clamp")(ad.op("log")(p), -100.0, None))
-    surrogate = p / detach(ad.op("clamp")(p, 1e-12, None))
-    return value + (surrogate - detach(surrogate))
-
-
 def binary_cross_entropy(input, target, reduction: str = "mean"):  # noqa: A002
     """Binary cross entropy of probabilities ``input`` (in ``[0, 1]``, e.g. after a sigmoid)
     against ``target`` (the input's shape): ``-(y log p + (1 - y) log(1 - p))`` with each
-    log clamped at -100 as PyTorch does, so ``p = 0`` or ``1`` gives finite values and
-    gradients. Prefer :func:`binary_cross_entropy_with_logits` on logits.
+    log clamped at -100 and the gradient ``(p - y) / max(p (1 - p), 1e-12)``, both as
+    PyTorch computes them, so ``p = 0`` or ``1`` gives finite values and gradients. Prefer
+    :func:`binary_cross_entropy_with_logits` on logits.
 
     Raises:
         ValueError: an input value outside ``[0, 1]`` (read from the tensor).
@@ -597,6 +594,7 @@ def binary_cross_entropy(input, target, reduction: str = "mean"):  # noqa: A002
     check_reduction(reduction, what)
     ad = _loss_adapter(input, what)
     y = _target(ad, target, what, "float32")
+    _check_float(ad, y, what, "target")
     _same_shape(ad, input, y, what)
     p = _unwrap(input)
     values = ad.to_numpy(p)
@@ -606,7 +604,14 @@ def binary_cross_entropy(input, target, reduction: str = "mean"):  # noqa: A002
             f"{values[~((values >= 0) & (values <= 1))].flat[0]!r}); apply ops.sigmoid first, "
             "or use binary_cross_entropy_with_logits on the logits"
         )
-    loss = -(y * _clamped_log(ad, p) + (1.0 - y) * _clamped_log(ad, 1.0 - p))
+    # PyTorch's value: each log clamped at -100 (finite at p = 0 or 1) ...
+    detach, clamp, log = ad.op("detach"), ad.op("clamp"), ad.op("log")
+    log_p, log_q = detach(clamp(log(p), -100.0, None)), detach(clamp(log(1.0 - p), -100.0, None))
+    loss = -(y * log_p + (1.0 - y) * log_q)
+    # ... and PyTorch's gradient (p - y) / max(p (1 - p), 1e-12), finite too: carried by a
+    # term whose value is exactly zero
+    slope = detach((p - y) / clamp(p * (1.0 - p), 1e-12, None))
+    loss = loss + (p * slope - detach(p * slope))
     return _reduce(ad, loss, reduction)
 
 

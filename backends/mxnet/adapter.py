@@ -457,7 +457,7 @@ class MXNetAdapter(MXNetBackend):
         return out.reshape(batch + (n, m))
 
     def _reshape(self, x, shape):
-        shape = tuple(int(s) for s in shape)
+        shape = tuple(int(s) for s in shape) or (1,)  # a legacy NDArray has no usable 0-d shape
         if shape.count(-1) > 1:
             raise ValueError(f"reshape takes at most one -1, got {shape}")
         if -1 in shape:
