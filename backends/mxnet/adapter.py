@@ -25,6 +25,7 @@ from .layers import (
     gluon,
     mx,
     nd,
+    split_bias,
 )
 
 
@@ -414,6 +415,13 @@ class MXNetAdapter(MXNetBackend):
         for param in list(self._seen):
             if param.grad_req != "null" and self._fresh(param):
                 param._d2p_has_grad = True
+
+    def grad(self, fn, sources, loaded, gradient=None) -> list:
+        token = split_bias.set(True)  # the oneDNN bias bug (see layers.Dense)
+        try:
+            return super().grad(fn, sources, loaded, gradient)
+        finally:
+            split_bias.reset(token)
 
     def differentiate(self, loss, sources) -> list:
         arrays = [s if isinstance(s, nd.NDArray) else s.data() for s in sources]
