@@ -344,7 +344,8 @@ class Backend(abc.ABC):
         broadcast), ``zeros_like(x)``, ``ones_like(x)``, ``argmax(x, dim, keepdim)``
         (int64 indices, the first maximum; ``dim=None``: of the flattened tensor),
         ``amax(x, dim, keepdim)`` and ``amin(x, dim, keepdim)`` (values only),
-        ``take_along_dim(x, indices, dim)`` (``indices`` int64 with ``x``'s rank),
+        ``pick(x, index, dim)`` (``x[..., index, ...]`` along ``dim`` of an ``x`` of rank 2 or
+        more: ``index`` int64 of ``x``'s shape without ``dim``, the result of that shape),
         ``one_hot(x, num_classes, dtype)``, ``astype(x, dtype)`` (a dtype name),
         ``dropout(x, p)`` (always drops: ``0 < p < 1``, scales the rest by ``1/(1-p)``, the
         framework's own generator), ``detach(x)`` (the value, cut from the graph).

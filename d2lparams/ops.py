@@ -474,12 +474,14 @@ def _class_dim(ad, input, what: str) -> tuple:
 def _pick(ad, values, target, shape: tuple, dim: int):
     """``values[..., target, ...]`` along the class dimension ``dim``: one entry per
     position (the target's shape)."""
-    index_shape = shape[:dim] + (1,) + shape[dim + 1:]
     if ad.dtype(target) != "int64":
         target = ad.op("astype")(target, "int64")
-    indices = ad.op("reshape")(target, index_shape)
-    picked = ad.op("take_along_dim")(values, indices, dim)
-    return ad.op("reshape")(picked, shape[:dim] + shape[dim + 1:])
+    if len(shape) > 1:
+        return ad.op("pick")(values, target, dim)
+    # one unbatched example: as a batch of one
+    reshape = ad.op("reshape")
+    picked = ad.op("pick")(reshape(values, (1,) + shape), reshape(target, (1,)), 1)
+    return reshape(picked, ())
 
 
 def _index_target(ad, target, shape: tuple, dim: int, what: str):

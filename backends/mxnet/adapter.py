@@ -520,13 +520,6 @@ def _argmax(self, x, dim, keepdim):
     return nd.argmax(x, axis=dim, keepdims=keepdim).astype("int64")
 
 
-def _take_along_dim(self, x, indices, dim):
-    # nd.pick takes one index per position, without the picked axis
-    dim = dim % x.ndim
-    squeezed = indices.shape[:dim] + indices.shape[dim + 1:]
-    return nd.pick(x, indices.reshape(squeezed), axis=dim, keepdims=True)
-
-
 def _log_softmax(self, x, dim):
     # nd.log_softmax is off by up to 4e-6 in float32 (4x the rounding of this composition)
     shifted = x - nd.max(x, axis=dim, keepdims=True).detach()
@@ -540,7 +533,7 @@ MXNetAdapter.ops_table.update(
     argmax=_argmax,
     amax=_reduce(nd.max),
     amin=_reduce(nd.min),
-    take_along_dim=_take_along_dim,
+    pick=lambda self, x, index, dim: nd.pick(x, index, axis=dim),
     one_hot=lambda self, x, n, dtype: nd.one_hot(x, n, dtype=dtype),
     astype=lambda self, x, dtype: x.astype(dtype),
     dropout=lambda self, x, p: nd.Dropout(x, p=p, mode="always"),  # also outside train_mode

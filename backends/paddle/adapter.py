@@ -46,7 +46,8 @@ class PaddleAdapter(PaddleBackend):
         "argmax": lambda self, x, dim, keepdim: paddle.argmax(x, axis=dim, keepdim=keepdim),
         "amax": lambda self, x, dim, keepdim: paddle.max(x, axis=dim, keepdim=keepdim),
         "amin": lambda self, x, dim, keepdim: paddle.min(x, axis=dim, keepdim=keepdim),
-        "take_along_dim": lambda self, x, indices, dim: paddle.take_along_axis(x, indices, dim),
+        "pick": lambda self, x, index, dim: paddle.take_along_axis(
+            x, index.unsqueeze(dim), dim).squeeze(dim),
         "one_hot": lambda self, x, n, dtype: F.one_hot(x, n).astype(dtype),
         "astype": lambda self, x, dtype: x.astype(dtype),
         "dropout": lambda self, x, p: F.dropout(x, p, training=True, mode="upscale_in_train"),

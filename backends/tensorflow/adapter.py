@@ -43,7 +43,7 @@ class TensorFlowAdapter(TensorFlowBackend):
             keras.ops.argmax(x, axis=dim, keepdims=keepdim), "int64"),
         "amax": lambda self, x, dim, keepdim: keras.ops.max(x, axis=dim, keepdims=keepdim),
         "amin": lambda self, x, dim, keepdim: keras.ops.min(x, axis=dim, keepdims=keepdim),
-        "take_along_dim": lambda self, x, indices, dim: keras.ops.take_along_axis(x, indices, dim),
+        "pick": lambda self, x, index, dim: _pick(x, index, dim),
         "one_hot": lambda self, x, n, dtype: keras.ops.one_hot(x, n, dtype=dtype),
         "astype": lambda self, x, dtype: keras.ops.cast(x, dtype),
         # keras' global SeedGenerator, which keras.utils.set_random_seed (d2p.seed) seeds
@@ -404,6 +404,22 @@ class TensorFlowAdapter(TensorFlowBackend):
                 except (RuntimeError, ValueError):  # this tape no longer records
                     pass
             yield
+
+
+def _pick(x, index, dim):
+    # tf.gather_nd on (row, index) pairs: forward and backward of a 256x10 pick take 1.3 ms
+    # in eager mode, tf.gather(batch_dims=1) 10.5 ms, keras.ops.take_along_axis more
+    x = tf.convert_to_tensor(x)
+    rank = x.shape.rank
+    dim %= rank
+    if dim != rank - 1:
+        x = tf.transpose(x, [i for i in range(rank) if i != dim] + [dim])
+    shape = tf.shape(index)
+    if rank > 2:
+        x, index = tf.reshape(x, (-1, x.shape[-1])), tf.reshape(index, (-1,))
+    rows = tf.range(tf.size(index, out_type=index.dtype), dtype=index.dtype)
+    picked = tf.gather_nd(x, tf.stack([rows, index], axis=1))
+    return picked if rank == 2 else tf.reshape(picked, shape)
 
 
 def _clamp(x, low, high):

@@ -24,6 +24,7 @@ class TorchAdapter(TorchBackend):
         "one_hot": lambda self, x, n, dtype: F.one_hot(x.long(), n).to(getattr(torch, dtype)),
         "astype": lambda self, x, dtype: x.to(getattr(torch, dtype)),
         "dropout": lambda self, x, p: F.dropout(x, p, True),
+        "pick": lambda self, x, index, dim: torch.gather(x, dim, index.unsqueeze(dim)).squeeze(dim),
     }
 
     def seed(self, n: int) -> None:
