@@ -1,6 +1,6 @@
 """Overhead of d2lparams over each native framework, as ratios measured in one run.
 
-    python benchmarks/run.py [--backends torch paddle] [--quick] [--only "cross-entropy step"]
+    python benchmarks/run.py [--backends torch paddle] [--quick] [--only losses]
 
 Each backend runs in a process of its own. Every measurement times the d2lparams call and
 the native equivalent alternately (interleaved rounds, the median of each), so that a ratio
@@ -36,7 +36,9 @@ TARGETS = {
     "init.normal_ (25M)": None,
     "SGD training step": 1.10,
     "cross-entropy training step": 1.10,
+    "cross-entropy loss: neutral vs native": None,
 }
+LOSS_ROWS = ["cross-entropy training step", "cross-entropy loss: neutral vs native"]
 
 
 SYNC = [lambda: None]  # waits for queued work (mxnet computes asynchronously)
@@ -239,9 +241,32 @@ def native_cross_entropy_step(backend, net, X, y, lr):
     return step
 
 
-def bench_cross_entropy(backend: str, rounds: int, number: int) -> tuple:
+def native_cross_entropy(backend):
+    """The framework's own cross-entropy loss as ``fn(logits, labels)`` (mean)."""
+    if backend == "torch":
+        import torch
+
+        return torch.nn.functional.cross_entropy
+    if backend == "tensorflow":
+        import keras
+
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return lambda logits, labels: loss(labels, logits)
+    if backend == "mxnet":
+        from mxnet import gluon
+
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        return lambda logits, labels: loss(logits, labels).mean()
+    import paddle
+
+    return paddle.nn.functional.cross_entropy
+
+
+def bench_cross_entropy(backend: str, rounds: int, number: int) -> dict:
     """One SGD step of the 784-256-10 MLP on a batch of 256 synthetic images (the classifier
-    example), with nn.CrossEntropyLoss against the framework's own loss."""
+    example): with nn.CrossEntropyLoss against the framework's own loop and loss; and, to
+    isolate the loss, d2lparams' step with the neutral loss against the same step with the
+    framework's own loss."""
     import d2lparams as d2p
     from d2lparams import data, nn, optim
 
@@ -249,18 +274,21 @@ def bench_cross_entropy(backend: str, rounds: int, number: int) -> tuple:
     d2p.seed(0)
     net = nn.mlp(784, 256, 10)
     X, y = d2p.tensor(X_np.reshape(256, 784)), d2p.tensor(y_np, dtype="int64")
-    loss_fn, opt = nn.CrossEntropyLoss(), optim.SGD(net.parameters(), lr=0.1)
+    opt = optim.SGD(net.parameters(), lr=0.1)
 
-    def ours():
-        opt.zero_grad()
-        return d2p.backward(lambda: loss_fn(net(X), y))
+    def step_with(loss_fn):
+        def step():
+            opt.zero_grad()
+            d2p.backward(lambda: loss_fn(net(X), y))
+            opt.step()
+        return step
 
-    def ours_step():
-        ours()
-        opt.step()
-
-    return interleaved(ours_step, native_cross_entropy_step(backend, net, X, y, 0.1), rounds,
-                       number)
+    ours = step_with(nn.CrossEntropyLoss())
+    return {
+        LOSS_ROWS[0]: interleaved(ours, native_cross_entropy_step(backend, net, X, y, 0.1),
+                                  rounds, number),
+        LOSS_ROWS[1]: interleaved(ours, step_with(native_cross_entropy(backend)), rounds, number),
+    }
 
 
 def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
@@ -276,8 +304,7 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
     rounds = 5 if quick else 31
     out = {"version": ad.version()}
     if only:
-        if "cross-entropy training step" in only:
-            out["cross-entropy training step"] = bench_cross_entropy(backend, rounds, 10)
+        out.update(bench_cross_entropy(backend, rounds, 10))
         return out
 
     ident = nn.Identity().eval()
@@ -322,7 +349,7 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
 
     out["SGD training step"] = interleaved(ours_step, native_train_step(backend, net, X, y, 0.01),
                                            rounds, 10)
-    out["cross-entropy training step"] = bench_cross_entropy(backend, rounds, 10)
+    out.update(bench_cross_entropy(backend, rounds, 10))
     return out
 
 
@@ -360,8 +387,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke test)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
-    parser.add_argument("--only", nargs="+", choices=["cross-entropy training step"],
-                        help="measure these rows only and update just them in docs/benchmarks.md")
+    parser.add_argument("--only", nargs="+", choices=["losses"],
+                        help="measure these rows only (losses: the cross-entropy rows) and update "
+                        "just them in docs/benchmarks.md")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(bench_backend(args.worker, args.quick, args.only)))
@@ -384,7 +412,7 @@ def main() -> int:
     if args.only:
         path = os.path.join(ROOT, "docs", "benchmarks.md")
         with open(path) as fh:
-            text = update_rows(fh.read(), results, args.only)
+            text = update_rows(fh.read(), results, LOSS_ROWS)
         print(text)
         if not args.no_write:
             with open(path, "w") as fh:

@@ -25,13 +25,24 @@ def _unwrap(x):
     return x.value() if getattr(x, "_d2p_parameter", False) else x
 
 
+#: native tensor type -> its adapter, for a type that belongs to one backend only (the
+#: registry's lookup by name costs more than a small operation)
+_type_adapter: dict = {}
+
+
 def _adapter_of(*xs):
     for x in xs:
         if getattr(x, "_d2p_parameter", False):
             return x._adapter
+        ad = _type_adapter.get(type(x))
+        if ad is not None:
+            return ad
         name = _registry.backend_of_type(x)
         if name is not None:
-            return _registry.adapter(name)
+            ad = _registry.adapter(name)
+            if len(_registry._type_backend.get(type(x), ())) == 1:
+                _type_adapter[type(x)] = ad
+            return ad
     raise TypeError(
         "d2lparams.ops takes native tensors or Parameters, got "
         + ", ".join(type(x).__name__ for x in xs)
@@ -397,8 +408,8 @@ def _same_shape(ad, input, target, what: str) -> tuple:
     return a
 
 
-def _integer_labels(ad, x, what: str) -> np.ndarray:
-    name = ad.dtype(_unwrap(x))
+def _integer_labels(ad, x, what: str, name: str | None = None) -> np.ndarray:
+    name = name or ad.dtype(_unwrap(x))
     if name not in ("int64", "int32"):
         raise ValueError(
             f"{what}: class indices must be an integer tensor, got dtype {name}; make them "
@@ -471,10 +482,10 @@ def _class_dim(ad, input, what: str) -> tuple:
     return shape, dim
 
 
-def _pick(ad, values, target, shape: tuple, dim: int):
+def _pick(ad, values, target, shape: tuple, dim: int, dtype: str):
     """``values[..., target, ...]`` along the class dimension ``dim``: one entry per
-    position (the target's shape)."""
-    if ad.dtype(target) != "int64":
+    position (the target's shape; ``dtype`` is the target's)."""
+    if dtype != "int64":
         target = ad.op("astype")(target, "int64")
     if len(shape) > 1:
         return ad.op("pick")(values, target, dim)
@@ -484,7 +495,7 @@ def _pick(ad, values, target, shape: tuple, dim: int):
     return reshape(picked, ())
 
 
-def _index_target(ad, target, shape: tuple, dim: int, what: str):
+def _index_target(ad, target, shape: tuple, dim: int, what: str, dtype: str):
     expected = shape[:dim] + shape[dim + 1:]
     got = _shape_of(ad, target)
     if got != expected and not (expected == () and got == (1,)):  # d2p.tensor(3) is (1,)
@@ -492,7 +503,7 @@ def _index_target(ad, target, shape: tuple, dim: int, what: str):
             f"{what}: an input of shape {shape} takes class indices of shape {expected}, "
             f"got {got} (class probabilities would have the input's shape)"
         )
-    _check_labels(_integer_labels(ad, target, what), shape[dim], what)
+    _check_labels(_integer_labels(ad, target, what, dtype), shape[dim], what)
 
 
 def cross_entropy(input, target, reduction: str = "mean",  # noqa: A002 - PyTorch's name
@@ -526,15 +537,17 @@ def cross_entropy(input, target, reduction: str = "mean",  # noqa: A002 - PyTorc
     ad = _loss_adapter(input, what)
     target = _target(ad, target, what)
     shape, dim = _class_dim(ad, input, what)
-    logp = ad.op("log_softmax")(_unwrap(input), dim)
     eps = float(label_smoothing)
-    if ad.dtype(target) == "float32":  # class probabilities
+    dtype = ad.dtype(target)
+    if dtype == "float32":  # class probabilities
         _same_shape(ad, input, target, what + " (class probabilities)")
+        logp = ad.op("log_softmax")(_unwrap(input), dim)
         q = target if not eps else target * (1.0 - eps) + eps / shape[dim]
         loss = -ad.op("sum")(q * logp, dim, False)
     else:
-        _index_target(ad, target, shape, dim, what)
-        loss = -_pick(ad, logp, target, shape, dim)
+        _index_target(ad, target, shape, dim, what, dtype)
+        logp = ad.op("log_softmax")(_unwrap(input), dim)
+        loss = -_pick(ad, logp, target, shape, dim, dtype)
         if eps:
             loss = loss * (1.0 - eps) - ad.op("mean")(logp, dim, False) * eps
     return _reduce(ad, loss, reduction)
@@ -550,8 +563,9 @@ def nll_loss(input, target, reduction: str = "mean"):  # noqa: A002 - PyTorch's 
     ad = _loss_adapter(input, what)
     target = _target(ad, target, what, "int64")
     shape, dim = _class_dim(ad, input, what)
-    _index_target(ad, target, shape, dim, what)
-    return _reduce(ad, -_pick(ad, _unwrap(input), target, shape, dim), reduction)
+    dtype = ad.dtype(target)
+    _index_target(ad, target, shape, dim, what, dtype)
+    return _reduce(ad, -_pick(ad, _unwrap(input), target, shape, dim, dtype), reduction)
 
 
 def binary_cross_entropy_with_logits(input, target,  # noqa: A002 - PyTorch's name
