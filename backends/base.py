@@ -107,8 +107,14 @@ class Backend(abc.ABC):
         """``x`` is a native tensor of this framework (parameters count as tensors)."""
 
     @abc.abstractmethod
-    def tensor(self, array: np.ndarray):
-        """A new native float32 tensor holding ``array`` (a float32 NumPy array)."""
+    def tensor(self, array: np.ndarray, requires_grad: bool = False):
+        """A new native tensor holding ``array``, with its dtype (``float32``, ``int64``,
+        ``int32`` or ``bool``; the neutral layer casts first).
+
+        With ``requires_grad=True`` (float32 only) the tensor is a *leaf* that accumulates its
+        gradient over :meth:`backward` calls as a parameter does: :meth:`requires_grad` is
+        then true for it and :meth:`grad_tensor` / :meth:`zero_grad` read and clear its
+        gradient (PyTorch's ``torch.tensor(..., requires_grad=True)``)."""
 
     def dtype_name(self, x) -> str:
         """The dtype of a native tensor as a NumPy-style name (``"float32"``, ``"int64"``)."""
@@ -117,6 +123,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def to_numpy(self, x) -> np.ndarray:
         """A NumPy copy of a native tensor, parameter, or buffer (the framework's layout)."""
+
+    def dtype(self, x) -> str:
+        """The neutral name of a native tensor's dtype: ``"float32"``, ``"int64"``, ...
+        (NumPy's name for it)."""
+        d = x.dtype
+        if isinstance(d, str):
+            return d
+        if isinstance(d, type):  # a NumPy scalar type (mxnet)
+            return np.dtype(d).name
+        name = getattr(d, "name", None)  # tensorflow ("float32"), paddle ("FLOAT32")
+        if isinstance(name, str):
+            return name.lower()
+        return str(d).rpartition(".")[2]  # torch.float32
 
     # -- parameters and buffers ----------------------------------------------------------------
     @abc.abstractmethod
@@ -153,12 +172,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def requires_grad(self, param, flag: bool | None = None) -> bool:
         """Whether ``param`` takes a gradient; with ``flag``, freeze (``False``) or unfreeze
-        it first: a frozen parameter gets no gradient and no update."""
+        it first: a frozen parameter gets no gradient and no update.
+
+        ``param`` may also be a native tensor (``flag`` is then ``None``): true only for a
+        leaf made by ``tensor(array, requires_grad=True)``, false for any other tensor
+        (including one computed from such a leaf)."""
 
     @abc.abstractmethod
     def grad_tensor(self, param):
         """The accumulated gradient as a native tensor (native layout), or ``None`` before
-        any backward reached the parameter and after :meth:`zero_grad`. Cheap: no copy."""
+        any backward reached the parameter and after :meth:`zero_grad`. Cheap: no copy.
+        ``param`` may also be a tensor made with ``requires_grad=True``."""
 
     def param_grad(self, param) -> np.ndarray | None:
         """The accumulated gradient as NumPy (native layout) or ``None``."""
@@ -167,8 +191,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def zero_grad(self, param, set_to_none: bool = True) -> None:
-        """Drop the gradient so that :meth:`grad_tensor` is ``None`` again; with
-        ``set_to_none=False`` fill an existing gradient with zeros instead."""
+        """Drop the gradient so that :meth:`grad_tensor` is ``None`` again (a parameter or a
+        tensor made with ``requires_grad=True``); with ``set_to_none=False`` fill an existing
+        gradient with zeros instead."""
 
     def subtract_(self, param, delta) -> None:
         """``param -= delta`` in place, without recording (``delta``: a native tensor in the
@@ -302,15 +327,36 @@ class Backend(abc.ABC):
 
     # -- gradients -----------------------------------------------------------------------------
     @abc.abstractmethod
-    def backward(self, fn, loaded: list) -> float:
+    def backward(self, fn, loaded: list, gradient: np.ndarray | None = None) -> float:
         """Run ``fn()`` (it returns a scalar native tensor), differentiate it with respect to
-        every parameter that requires a gradient, and **add** each gradient into that
-        parameter's accumulated gradient (tied parameters receive the sum over their uses).
+        every parameter and every ``requires_grad`` tensor that requires a gradient, and
+        **add** each gradient into its accumulated gradient (tied parameters receive the sum
+        over their uses).
+
+        With ``gradient`` (a float32 NumPy array of the output's shape) ``fn()`` may return
+        a tensor of any shape and the vector-Jacobian product with ``gradient`` is added
+        (PyTorch's ``y.backward(gradient)``), which is the gradient of
+        ``sum(fn() * gradient)``.
 
         ``loaded`` lists every loaded adapter (so that a tape framework can also record the
-        others while ``fn`` runs). Returns the loss as a float. A tape framework implements
-        this through :class:`TapeBackend`; a functional one (no tape) differentiates ``fn``
-        itself.
+        others while ``fn`` runs). Returns the (reduced) loss as a float. A tape framework
+        implements this through :class:`TapeBackend`; a functional one (no tape)
+        differentiates ``fn`` itself.
+        """
+
+    @abc.abstractmethod
+    def grad(self, fn, sources: list, loaded: list, gradient: np.ndarray | None = None) -> list:
+        """The gradients of ``fn()`` (a scalar native tensor, or any shape with
+        ``gradient`` as in :meth:`backward`) with respect to ``sources``, **without**
+        touching any accumulated gradient (PyTorch's ``torch.autograd.grad``).
+
+        ``sources`` are native parameters and tensors made with ``requires_grad=True`` (the
+        neutral layer has checked that each requires a gradient). Returns one native tensor
+        per source, in the source's native layout, or ``None`` where ``fn()`` does not
+        depend on it. A tape framework implements this through :class:`TapeBackend`; a
+        functional one (no tape, e.g. JAX) runs ``fn`` under its own transformation with
+        each source's value replaced by a traced one (``jax.vjp`` over the values that
+        :meth:`param_value` and the source tensors give while ``fn`` runs).
         """
 
     def no_grad(self):
@@ -329,7 +375,19 @@ class Backend(abc.ABC):
 
         ``relu(x)``, ``sigmoid(x)``, ``tanh(x)``, ``softmax(x, dim)``, ``matmul(a, b)``,
         ``transpose(x, dim0, dim1)``, ``mean(x, dim, keepdim)``, ``sum(x, dim, keepdim)``
-        (``dim=None``: every axis), ``reshape(x, shape)``, ``concat(tensors, dim)``.
+        (``dim=None``: every axis), ``reshape(x, shape)``, ``concat(tensors, dim)``;
+
+        ``exp(x)``, ``log(x)``, ``abs(x)``, ``sqrt(x)``, ``log_softmax(x, dim)``,
+        ``maximum(a, b)`` and ``minimum(a, b)`` (two tensors), ``clamp(x, min, max)`` (either
+        bound may be ``None``), ``where(condition, x, y)`` (``x``/``y`` tensors or numbers,
+        broadcast), ``zeros_like(x)``, ``ones_like(x)``, ``argmax(x, dim, keepdim)``
+        (int64 indices, the first maximum; ``dim=None``: of the flattened tensor),
+        ``amax(x, dim, keepdim)`` and ``amin(x, dim, keepdim)`` (values only),
+        ``pick(x, index, dim)`` (``x[..., index, ...]`` along ``dim`` of an ``x`` of rank 2 or
+        more: ``index`` int64 of ``x``'s shape without ``dim``, the result of that shape),
+        ``one_hot(x, num_classes, dtype)``, ``astype(x, dtype)`` (a dtype name),
+        ``dropout(x, p)`` (always drops: ``0 < p < 1``, scales the rest by ``1/(1-p)``, the
+        framework's own generator), ``detach(x)`` (the value, cut from the graph).
         """
         table = self.__dict__.setdefault("_ops", {})
         fn = table.get(name)
@@ -354,27 +412,82 @@ class TapeBackend(Backend):
         """Back-propagate a scalar ``loss`` computed under :meth:`record`, **adding** the
         gradient into every parameter that requires one."""
 
-    def backward(self, fn, loaded: list) -> float:
-        tapes = [self] + [a for a in loaded if a is not self and isinstance(a, TapeBackend)]
+    @abc.abstractmethod
+    def differentiate(self, loss, sources: list) -> list:
+        """The gradients of a scalar ``loss`` computed under :meth:`record` with respect to
+        ``sources`` (native parameters and ``requires_grad`` tensors), as native tensors in
+        the native layout, ``None`` where ``loss`` does not depend on a source; no
+        accumulated gradient changes (``torch.autograd.grad``)."""
+
+    def backward(self, fn, loaded: list, gradient: np.ndarray | None = None) -> float:
         with contextlib.ExitStack() as stack:
-            for ad in tapes:
-                stack.enter_context(ad.record())
-            loss = fn()
-            owner = next((ad for ad in tapes if ad.is_tensor(loss)), None)
-            if owner is None:
-                raise TypeError(
-                    f"the function given to d2p.backward returned {type(loss).__name__}; it "
-                    "must return a scalar native tensor (for example ops.sum(net(X)))"
-                )
-            size = int(np.prod(owner.param_shape(loss), dtype=np.int64))
-            if size != 1:
-                raise ValueError(
-                    f"d2p.backward needs a scalar loss, got a tensor of shape "
-                    f"{owner.param_shape(loss)}; reduce it first, e.g. ops.sum(...) or "
-                    "ops.mean(...)"
-                )
+            owner, loss = self._record(stack, fn, loaded, gradient, "d2p.backward")
             owner.backprop(loss)
         return float(owner.to_numpy(loss).reshape(()))
+
+    def grad(self, fn, sources: list, loaded: list, gradient: np.ndarray | None = None) -> list:
+        with contextlib.ExitStack() as stack:
+            owner, loss = self._record(stack, fn, loaded, gradient, "d2p.grad")
+            if owner is not self:
+                raise TypeError(
+                    f"the function given to d2p.grad returned a {owner.framework_name} tensor, "
+                    f"but the inputs are {self.framework_name} tensors or parameters; compute "
+                    "the output from the inputs"
+                )
+            return self.differentiate(loss, sources)
+
+    def _record(self, stack, fn, loaded: list, gradient, what: str) -> tuple:
+        """Run ``fn`` while every loaded tape records; return ``(owner, scalar loss)``, the
+        owner being the adapter whose tensor ``fn`` returned. With ``gradient`` the loss is
+        ``sum(output * gradient)``, whose gradient is the vector-Jacobian product."""
+        tapes = [self] + [a for a in loaded if a is not self and isinstance(a, TapeBackend)]
+        for ad in tapes:
+            stack.enter_context(ad.record())
+        loss = fn()
+        owner = next((ad for ad in tapes if ad.is_tensor(loss)), None)
+        if owner is None:
+            raise TypeError(
+                f"the function given to {what} returned {type(loss).__name__}; it must "
+                "return a native tensor (for example ops.sum(net(X)))"
+            )
+        shape = tuple(owner.param_shape(loss))
+        size = int(np.prod(shape, dtype=np.int64))
+        if gradient is None:
+            if size != 1:
+                raise ValueError(
+                    f"{what} needs a scalar loss, got a tensor of shape {shape}; reduce it "
+                    "first, e.g. ops.sum(...) or ops.mean(...), or pass gradient= (an array "
+                    "of that shape: the vector-Jacobian product, PyTorch's y.backward(g))"
+                )
+            return owner, loss
+        if tuple(gradient.shape) != shape and not (gradient.size == size == 1):
+            raise ValueError(
+                f"{what}: gradient= has shape {tuple(gradient.shape)} but the output has "
+                f"shape {shape}; pass an array of the output's shape (e.g. np.ones({shape}))"
+            )
+        g = owner.tensor(np.ascontiguousarray(gradient, dtype=np.float32).reshape(shape))
+        return owner, owner.op("sum")(loss * g, None, False)
+
+
+def defer_operators(cls: type, names: tuple, operand: type) -> None:
+    """Make the binary operators ``names`` of the framework's tensor class ``cls`` return
+    ``NotImplemented`` when the other operand is an ``operand`` (d2lparams' ``Parameter``),
+    so that Python calls the operand's reflected method, where the framework would raise
+    ``TypeError``. Every other operand goes to the framework's own method unchanged."""
+    for name in names:
+        original = getattr(cls, name, None)
+        if original is None or getattr(original, "_d2p_defers", False):
+            continue
+
+        def method(self, other, _original=original):
+            if isinstance(other, operand):
+                return NotImplemented
+            return _original(self, other)
+
+        method.__name__ = name
+        method.__doc__ = getattr(original, "__doc__", None)
+        method._d2p_defers = True  # type: ignore[attr-defined]
+        setattr(cls, name, method)
 
 
 def _hooked_class(cls: type, method_name: str) -> type:

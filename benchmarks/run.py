@@ -1,6 +1,6 @@
 """Overhead of d2lparams over each native framework, as ratios measured in one run.
 
-    python benchmarks/run.py [--backends torch paddle] [--quick]
+    python benchmarks/run.py [--backends torch paddle] [--quick] [--only losses]
 
 Each backend runs in a process of its own. Every measurement times the d2lparams call and
 the native equivalent alternately (interleaved rounds, the median of each), so that a ratio
@@ -36,7 +36,10 @@ TARGETS = {
     "init.normal_ (25M)": 1.5,
     "init.uniform_ (25M)": 1.5,
     "SGD training step": 1.10,
+    "cross-entropy training step": 1.10,
+    "cross-entropy loss: neutral vs native": None,
 }
+LOSS_ROWS = ["cross-entropy training step", "cross-entropy loss: neutral vs native"]
 
 
 SYNC = [lambda: None]  # waits for queued work (mxnet computes asynchronously)
@@ -214,7 +217,112 @@ def native_train_step(backend, net, X, y, lr):
     return step
 
 
-def bench_backend(backend: str, quick: bool) -> dict:
+def native_cross_entropy_step(backend, net, X, y, lr):
+    """The same SGD step with the framework's own cross-entropy loss on its logits."""
+    native = net.native
+    if backend == "torch":
+        import torch
+
+        opt = torch.optim.SGD(native.parameters(), lr=lr)
+
+        def step():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(native(X), y)
+            loss.backward()
+            opt.step()
+            return float(loss)
+    elif backend == "tensorflow":
+        import keras
+        import tensorflow as tf
+
+        opt = keras.optimizers.SGD(learning_rate=lr)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        variables = native.trainable_variables
+
+        def step():
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, native(X, training=True))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return float(loss)
+    elif backend == "mxnet":
+        from mxnet import autograd, gluon
+
+        params = native.collect_params()
+        trainer = gluon.Trainer(params, "sgd", {"learning_rate": lr})
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+
+        def step():
+            with autograd.record():
+                loss = loss_fn(native(X), y).mean()
+            loss.backward()
+            trainer.step(1)
+            params.zero_grad()  # d2lparams gives gluon parameters grad_req='add'
+            return float(loss.asscalar())
+    else:
+        import paddle
+
+        opt = paddle.optimizer.SGD(learning_rate=lr, parameters=native.parameters())
+
+        def step():
+            loss = paddle.nn.functional.cross_entropy(native(X), y)
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+            return float(loss)
+    return step
+
+
+def native_cross_entropy(backend):
+    """The framework's own cross-entropy loss as ``fn(logits, labels)`` (mean)."""
+    if backend == "torch":
+        import torch
+
+        return torch.nn.functional.cross_entropy
+    if backend == "tensorflow":
+        import keras
+
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return lambda logits, labels: loss(labels, logits)
+    if backend == "mxnet":
+        from mxnet import gluon
+
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        return lambda logits, labels: loss(logits, labels).mean()
+    import paddle
+
+    return paddle.nn.functional.cross_entropy
+
+
+def bench_cross_entropy(backend: str, rounds: int, number: int) -> dict:
+    """One SGD step of the 784-256-10 MLP on a batch of 256 synthetic images (the classifier
+    example): with nn.CrossEntropyLoss against the framework's own loop and loss; and, to
+    isolate the loss, d2lparams' step with the neutral loss against the same step with the
+    framework's own loss."""
+    import d2lparams as d2p
+    from d2lparams import data, nn, optim
+
+    X_np, y_np = data.synthetic_images(256, seed=0)
+    d2p.seed(0)
+    net = nn.mlp(784, 256, 10)
+    X, y = d2p.tensor(X_np.reshape(256, 784)), d2p.tensor(y_np, dtype="int64")
+    opt = optim.SGD(net.parameters(), lr=0.1)
+
+    def step_with(loss_fn):
+        def step():
+            opt.zero_grad()
+            d2p.backward(lambda: loss_fn(net(X), y))
+            opt.step()
+        return step
+
+    ours = step_with(nn.CrossEntropyLoss())
+    return {
+        LOSS_ROWS[0]: interleaved(ours, native_cross_entropy_step(backend, net, X, y, 0.1),
+                                  rounds, number),
+        LOSS_ROWS[1]: interleaved(ours, step_with(native_cross_entropy(backend)), rounds, number),
+    }
+
+
+def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
     import d2lparams as d2p
     from d2lparams import init, nn, ops, optim
 
@@ -226,6 +334,9 @@ def bench_backend(backend: str, quick: bool) -> dict:
         SYNC[0] = mx.nd.waitall
     rounds = 5 if quick else 31
     out = {"version": ad.version()}
+    if only:
+        out.update(bench_cross_entropy(backend, rounds, 10))
+        return out
 
     ident = nn.Identity().eval()
     Xs = d2p.randn(1, 4)
@@ -274,6 +385,7 @@ def bench_backend(backend: str, quick: bool) -> dict:
 
     out["SGD training step"] = interleaved(ours_step, native_train_step(backend, net, X, y, 0.01),
                                            rounds, 10)
+    out.update(bench_cross_entropy(backend, rounds, 10))
     return out
 
 
@@ -311,23 +423,37 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke test)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--only", nargs="+", choices=["losses"],
+                        help="measure these rows only (losses: the cross-entropy rows) and update "
+                        "just them in docs/benchmarks.md")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(bench_backend(args.worker, args.quick)))
+        print(json.dumps(bench_backend(args.worker, args.quick, args.only)))
         return 0
     import d2lparams as d2p
 
     names = args.backends or d2p.available_backends()
     results = {}
     for name in names:
-        proc = subprocess.run([sys.executable, "-P", __file__, "--worker", name] + (["--quick"] if args.quick else []),
+        extra = (["--quick"] if args.quick else []) + (["--only", *args.only] if args.only else [])
+        proc = subprocess.run([sys.executable, "-P", __file__, "--worker", name] + extra,
                               capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-        results[name]["imports"] = import_times(name, 1 if args.quick else 3)
+        if not args.only:
+            results[name]["imports"] = import_times(name, 1 if args.quick else 3)
         print(f"measured {name}", file=sys.stderr)
+    if args.only:
+        path = os.path.join(ROOT, "docs", "benchmarks.md")
+        with open(path) as fh:
+            text = update_rows(fh.read(), results, LOSS_ROWS)
+        print(text)
+        if not args.no_write:
+            with open(path, "w") as fh:
+                fh.write(text)
+        return 0
     text = report(results)
     print(text)
     if not args.no_write:
@@ -365,6 +491,42 @@ NOTES = """## Reading the numbers
 """
 
 
+def _cell(results: dict, name: str, key: str) -> str:
+    if key not in results.get(name, {}):
+        return "—"
+    ours, native = results[name][key]
+    ratio, target = ours / native, TARGETS[key]
+    mark = "" if target is None or ratio <= target else " (missed)"
+    return f"{ratio:.2f}× ({ours * 1e3:.3g} ms vs {native * 1e3:.3g} ms){mark}"
+
+
+def _row(key: str, cells: list) -> str:
+    target = TARGETS[key]
+    return f"| {key} | {'≤ ' + format(target, '.2f') + '×' if target else '—'} | " + " | ".join(cells) + " |"
+
+
+def update_rows(text: str, results: dict, keys: list) -> str:
+    """``text`` (docs/benchmarks.md) with the rows ``keys`` replaced (or added at the end of
+    the table) by the new measurements; other rows and backends keep their numbers."""
+    lines = text.split("\n")
+    header = next(i for i, line in enumerate(lines) if line.startswith("| measurement |"))
+    columns = [c.strip() for c in lines[header].strip("|").split("|")][2:]
+    end = header + 2
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    for key in keys:
+        old = next((i for i in range(header + 2, end) if lines[i].startswith(f"| {key} |")), None)
+        cells = [_cell(results, name, key) for name in columns]
+        if old is not None:
+            previous = [c.strip() for c in lines[old].strip("|").split("|")][2:]
+            cells = [new if new != "—" else before for new, before in zip(cells, previous)]
+            lines[old] = _row(key, cells)
+        else:
+            lines.insert(end, _row(key, cells))
+            end += 1
+    return "\n".join(lines)
+
+
 def report(results: dict) -> str:
     names = list(results)
     lines = [
@@ -379,14 +541,8 @@ def report(results: dict) -> str:
         "| measurement | target | " + " | ".join(names) + " |",
         "|---|---|" + "---|" * len(names),
     ]
-    for key, target in TARGETS.items():
-        cells = []
-        for n in names:
-            ours, native = results[n][key]
-            ratio = ours / native
-            mark = "" if target is None or ratio <= target else " (missed)"
-            cells.append(f"{ratio:.2f}× ({ours * 1e3:.3g} ms vs {native * 1e3:.3g} ms){mark}")
-        lines.append(f"| {key} | {'≤ ' + format(target, '.2f') + '×' if target else '—'} | " + " | ".join(cells) + " |")
+    for key in TARGETS:
+        lines.append(_row(key, [_cell(results, n, key) for n in names]))
     lines += ["", "Import times (fresh interpreter, median):", "",
               "| backend | `import d2lparams` | d2lparams + `set_backend` | framework alone |",
               "|---|---|---|---|"]

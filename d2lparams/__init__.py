@@ -45,18 +45,21 @@ _LAZY = {
     "seed": "._tensor", "rand": "._tensor", "randn": "._tensor", "zeros": "._tensor",
     "ones": "._tensor", "tensor": "._tensor", "to_numpy": "._tensor",
     "backward": ".autograd", "no_grad": ".autograd",
+    "grad": ".autograd", "grad_of": ".autograd", "zero_grad": ".autograd", "detach": ".ops",
+    "data": ".data",
     "summary": ".introspect", "tied_parameters": ".introspect", "native_names": ".introspect",
     "wrap": ".introspect", "save": ".io", "load": ".io",
     "port": ".interop", "diff": ".interop",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from . import init, nn, ops, optim
+    from . import data, init, nn, ops, optim
     from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
-    from .autograd import backward, no_grad
+    from .autograd import backward, grad, grad_of, no_grad, zero_grad
     from .interop import diff, port
     from .introspect import native_names, summary, tied_parameters, wrap
     from .io import load, save
+    from .ops import detach
 
 
 def __getattr__(name: str):
@@ -79,4 +82,5 @@ __all__ = [
     "list_backends", "load", "native_names", "nn", "no_grad", "ones", "ops", "optim", "port", "preload",
     "rand", "randn", "save", "seed", "set_backend", "summary", "tensor", "tied_parameters",
     "to_numpy", "use_backend", "wrap", "zeros",
+    "data", "detach", "grad", "grad_of", "zero_grad",
 ]

@@ -41,47 +41,102 @@ def _shape(shape) -> tuple:
     return tuple(int(s) for s in shape)
 
 
-def _make(array: np.ndarray, backend):
-    return _registry.adapter(backend).tensor(np.ascontiguousarray(array, dtype=np.float32))
+#: the dtypes a tensor can have: neutral name -> NumPy type (float32 is the default)
+DTYPES: dict = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+#: the dtypes that can require a gradient
+FLOATING = ("float32",)
 
 
-def rand(*shape, backend: str | None = None):
+def dtype_name(dtype) -> str:
+    """The neutral name of ``dtype`` (a name such as ``"int64"`` or a NumPy dtype).
+
+    Raises:
+        ValueError: ``dtype`` is none of :data:`DTYPES`.
+    """
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(
+            f"unsupported dtype {dtype!r}; d2lparams tensors take one of "
+            f"{', '.join(repr(d) for d in DTYPES)} (float32 is the default; integer class "
+            "labels are dtype=\"int64\")"
+        )
+    return str(name)
+
+
+def _make(array: np.ndarray, backend, dtype="float32", requires_grad: bool = False):
+    name = dtype_name(dtype)
+    if not isinstance(requires_grad, (bool, np.bool_)):
+        raise TypeError(f"requires_grad takes True or False, got {requires_grad!r}")
+    if requires_grad and name not in FLOATING:
+        raise ValueError(
+            f"only floating-point tensors can require a gradient (as in PyTorch), got "
+            f"dtype={name!r}; drop requires_grad=True or use dtype=\"float32\""
+        )
+    array = np.ascontiguousarray(array, dtype=DTYPES[name])  # a scalar becomes (1,)
+    ad = _registry.adapter(backend)
+    if requires_grad:
+        return ad.tensor(array, requires_grad=True)
+    return ad.tensor(array)
+
+
+def rand(*shape, backend: str | None = None, requires_grad: bool = False):
     """Uniform ``[0, 1)`` float32 tensor from the portable generator.
+
+    With ``requires_grad=True`` the tensor accumulates its gradient (``d2p.grad_of``), as a
+    PyTorch leaf tensor does.
 
     Examples:
         >>> import d2lparams as d2p
         >>> tuple(d2p.rand(2, 3, backend="torch").shape)
         (2, 3)
     """
-    return _make(generator().random(_shape(shape)), backend)
+    return _make(generator().random(_shape(shape)), backend, requires_grad=requires_grad)
 
 
-def randn(*shape, backend: str | None = None):
-    """Standard-normal float32 tensor from the portable generator."""
-    return _make(generator().standard_normal(_shape(shape)), backend)
+def randn(*shape, backend: str | None = None, requires_grad: bool = False):
+    """Standard-normal float32 tensor from the portable generator (``requires_grad`` as in
+    :func:`rand`)."""
+    return _make(generator().standard_normal(_shape(shape)), backend,
+                 requires_grad=requires_grad)
 
 
-def zeros(*shape, backend: str | None = None):
-    """A float32 tensor of zeros."""
-    return _make(np.zeros(_shape(shape)), backend)
+def zeros(*shape, backend: str | None = None, dtype="float32", requires_grad: bool = False):
+    """A tensor of zeros (float32 unless ``dtype``; ``requires_grad`` as in :func:`rand`)."""
+    return _make(np.zeros(_shape(shape)), backend, dtype, requires_grad)
 
 
-def ones(*shape, backend: str | None = None):
-    """A float32 tensor of ones."""
-    return _make(np.ones(_shape(shape)), backend)
+def ones(*shape, backend: str | None = None, dtype="float32", requires_grad: bool = False):
+    """A tensor of ones (float32 unless ``dtype``; ``requires_grad`` as in :func:`rand`)."""
+    return _make(np.ones(_shape(shape)), backend, dtype, requires_grad)
 
 
-def tensor(data, backend: str | None = None):
-    """A native float32 tensor of the current backend (or ``backend=``) holding ``data``.
+def tensor(data, backend: str | None = None, *, dtype="float32", requires_grad: bool = False):
+    """A native tensor of the current backend (or ``backend=``) holding ``data``.
 
-    ``data`` is anything array-like, including a native tensor of any backend.
+    ``data`` is anything array-like, including a native tensor of any backend. The dtype is
+    float32 unless ``dtype`` says otherwise: ``"int64"`` (or ``"int32"``) for integer class
+    labels, ``"bool"`` for masks. With ``requires_grad=True`` (float32 only) the tensor is a
+    leaf that accumulates its gradient over ``d2p.backward`` calls, read with
+    ``d2p.grad_of(x)`` (PyTorch's ``x.grad``).
+
+    Raises:
+        ValueError: an unknown ``dtype``, or ``requires_grad`` with an integer or bool dtype.
 
     Examples:
         >>> import d2lparams as d2p
         >>> d2p.to_numpy(d2p.tensor([[1, 2]], backend="torch")).tolist()
         [[1.0, 2.0]]
+        >>> d2p.to_numpy(d2p.tensor([3, 0], dtype="int64", backend="torch")).dtype
+        dtype('int64')
     """
-    return _make(as_array(data), backend)
+    return _make(as_array(data), backend, dtype, requires_grad)
 
 
 def as_array(data) -> np.ndarray:

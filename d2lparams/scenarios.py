@@ -21,6 +21,7 @@ from . import init, nn, ops, optim
 from ._tensor import seed, tensor, to_numpy
 from .autograd import backward
 from .chapter import CenteredLayer, ChapterInit, MyLinear, rgnet, seed_net, tied_net
+from .data import minibatches, synthetic_images
 from .introspect import tied_parameters
 from .io import load, save
 
@@ -211,6 +212,89 @@ class _Support:
         return np.zeros(size)
 
 
+def classifier(hidden: int | None):
+    """d2l's softmax regression (``hidden=None``) or one-hidden-layer MLP for 28×28 images,
+    initialized as d2l does (weights N(0, 0.01²), biases 0) from the portable generator: the
+    same start on every backend."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    if hidden is None:
+        layers.append(nn.Linear(784, 10))
+    else:
+        layers += [nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10)]
+    net = nn.Sequential(*layers)
+    seed(0)
+    for name, p in net.named_parameters():
+        if name.endswith("weight"):
+            init.normal_(p, std=0.01)
+        else:
+            init.zeros_(p)
+    return net
+
+
+def numpy_classifier(params: dict, batches, lr: float) -> list:
+    """Float64 NumPy training of :func:`classifier` (its ``state_dict``) with mean cross
+    entropy and plain SGD; returns the loss of every step."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    linear = sorted({k.split(".")[0] for k in p}, key=int)
+    losses = []
+    for X, y in batches:
+        h = [X.reshape(len(X), -1).astype(np.float64)]
+        for i, name in enumerate(linear):
+            out = h[-1] @ p[f"{name}.weight"] + p[f"{name}.bias"]
+            h.append(out if i == len(linear) - 1 else _relu(out))
+        logits = h[-1]
+        shifted = logits - logits.max(1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+        losses.append(float(-logp[np.arange(len(y)), y].mean()))
+        g = np.exp(logp)
+        g[np.arange(len(y)), y] -= 1
+        g /= len(y)
+        for i in reversed(range(len(linear))):
+            name = linear[i]
+            grad_w, grad_b = h[i].T @ g, g.sum(0)
+            if i:
+                g = (g @ p[f"{name}.weight"].T) * (h[i] > 0)
+            p[f"{name}.weight"] -= lr * grad_w
+            p[f"{name}.bias"] -= lr * grad_b
+    return losses
+
+
+def train_classifier(hidden: int | None, steps: int = 20, batch_size: int = 64,
+                     lr: float = 0.1) -> tuple:
+    """Train :func:`classifier` on the synthetic 10-class image set with
+    ``nn.CrossEntropyLoss`` and ``optim.SGD``; returns ``(losses, NumPy reference)``."""
+    X, y = synthetic_images(steps * batch_size, seed=0)
+    batches = list(minibatches(X, y, batch_size))
+    net = classifier(hidden)
+    reference = numpy_classifier(net.state_dict(), batches, lr)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = optim.SGD(net.parameters(), lr=lr)
+    losses = []
+    for Xb, yb in batches:
+        Xt, yt = tensor(Xb, backend=net.backend), tensor(yb, backend=net.backend, dtype="int64")
+        opt.zero_grad()
+        losses.append(backward(lambda Xt=Xt, yt=yt: loss_fn(net(Xt), yt)))
+        opt.step()
+    return losses, reference
+
+
+def _classification(hidden: int | None, lr: float):
+    losses, ref = train_classifier(hidden, lr=lr)
+    dev = max(abs(a - b) / abs(b) for a, b in zip(losses, ref))
+    return dev, {"losses": losses, "reference": ref}
+
+
+def softmax_regression():
+    """Softmax regression on 28×28 synthetic images: cross entropy, SGD (lr 0.1), 20 steps."""
+    return _classification(None, 0.1)
+
+
+def mlp_classification():
+    """MLP (784-256-10, ReLU) on 28×28 synthetic images: cross entropy, SGD (lr 0.3), 20
+    steps."""
+    return _classification(256, 0.3)
+
+
 def native_defaults():
     """The framework's own default initialization of Linear(300, 300) against its formula."""
     seed(0)
@@ -259,6 +343,8 @@ SCENARIOS = OrderedDict([
     ("custom init", (custom_init, TOLERANCE)), ("tying", (tying, TOLERANCE)),
     ("gradients", (gradients, TOLERANCE)), ("custom blocks", (custom_blocks, TOLERANCE)),
     ("optimizer groups", (optimizer_groups, TOLERANCE)),
+    ("softmax regression", (softmax_regression, TOLERANCE)),
+    ("mlp classification", (mlp_classification, TOLERANCE)),
     # statistical: the std of 90,000 draws against the formula's
     ("native defaults", (native_defaults, 0.05)),
 ])

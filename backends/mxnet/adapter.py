@@ -8,7 +8,9 @@ import weakref
 
 import numpy as np
 
-from ..base import param_hooks
+from d2lparams.nn.parameter import Parameter
+
+from ..base import defer_operators, param_hooks
 from . import MXNetBackend
 from .layers import (
     BatchNorm,
@@ -23,6 +25,7 @@ from .layers import (
     gluon,
     mx,
     nd,
+    split_bias,
 )
 
 
@@ -68,8 +71,11 @@ class MXNetAdapter(MXNetBackend):
     def is_tensor(self, x) -> bool:
         return isinstance(x, nd.NDArray)
 
-    def tensor(self, array):
-        return nd.array(np.asarray(array, dtype=np.float32), ctx=self._ctx, dtype="float32")
+    def tensor(self, array, requires_grad=False):
+        x = nd.array(array, ctx=self._ctx, dtype=array.dtype)
+        if requires_grad:
+            x.attach_grad(grad_req="add")  # accumulates, as a parameter's gradient does
+        return x
 
     def dtype_name(self, x) -> str:
         return np.dtype(x.dtype).name
@@ -148,6 +154,8 @@ class MXNetAdapter(MXNetBackend):
             param.set_data(nd.array(array, ctx=self._ctx, dtype="float32"))
 
     def requires_grad(self, param, flag=None) -> bool:
+        if isinstance(param, nd.NDArray):  # a tensor: only attach_grad gives it a gradient
+            return param.grad is not None
         if flag is not None:
             self._set_requires_grad(param, flag)
         return param.grad_req != "null"
@@ -179,6 +187,10 @@ class MXNetAdapter(MXNetBackend):
                 arr._fresh_grad = False
 
     def grad_tensor(self, param):
+        if isinstance(param, nd.NDArray):
+            # backward sets _fresh_grad on the arrays it reached; zero_grad clears it
+            grad = param.grad
+            return grad if grad is not None and param._fresh_grad else None
         self._track(param)
         if param.grad_req == "null" or param._data is None:
             return None
@@ -192,6 +204,14 @@ class MXNetAdapter(MXNetBackend):
         return g.reshape(()) if self._is_scalar(param) else g
 
     def zero_grad(self, param, set_to_none=True) -> None:
+        if isinstance(param, nd.NDArray):  # a tensor made with requires_grad=True
+            grad = param.grad
+            if grad is not None:
+                with autograd.pause():
+                    grad[:] = 0
+                if set_to_none:
+                    param._fresh_grad = False
+            return
         had = self.grad_tensor(param) is not None
         param.zero_grad()
         if set_to_none or not had:
@@ -477,6 +497,34 @@ class MXNetAdapter(MXNetBackend):
             if param.grad_req != "null" and self._fresh(param):
                 param._d2p_has_grad = True
 
+    def grad(self, fn, sources, loaded, gradient=None) -> list:
+        token = split_bias.set(True)  # the oneDNN bias bug (see layers.Dense)
+        try:
+            return super().grad(fn, sources, loaded, gradient)
+        finally:
+            split_bias.reset(token)
+
+    def differentiate(self, loss, sources) -> list:
+        arrays = [s if isinstance(s, nd.NDArray) else s.data() for s in sources]
+        try:
+            grads = list(autograd.grad(loss, arrays, retain_graph=True))
+        except mx.base.MXNetError as exc:
+            # mxnet refuses a variable the loss does not depend on: ask one by one
+            if "unreachable" not in str(exc):
+                raise
+            grads = [self._grad_or_none(loss, a) for a in arrays]
+        return [g.reshape(()) if g is not None and not isinstance(s, nd.NDArray)
+                and self._is_scalar(s) else g for s, g in zip(sources, grads)]
+
+    @staticmethod
+    def _grad_or_none(loss, array):
+        try:
+            return autograd.grad(loss, [array], retain_graph=True)[0]
+        except mx.base.MXNetError as exc:
+            if "unreachable" not in str(exc):
+                raise
+            return None
+
     def no_grad(self):
         return autograd.pause()
 
@@ -498,7 +546,7 @@ class MXNetAdapter(MXNetBackend):
         return out.reshape(batch + (n, m))
 
     def _reshape(self, x, shape):
-        shape = tuple(int(s) for s in shape)
+        shape = tuple(int(s) for s in shape) or (1,)  # a legacy NDArray has no usable 0-d shape
         if shape.count(-1) > 1:
             raise ValueError(f"reshape takes at most one -1, got {shape}")
         if -1 in shape:
@@ -513,3 +561,70 @@ class MXNetAdapter(MXNetBackend):
 
 
 MXNetAdapter.ops_table.update(matmul=MXNetAdapter._matmul, reshape=MXNetAdapter._reshape)
+
+
+# -- losses, operations, input gradients ------------------------------------------------------
+def _broadcast(x, shape):
+    x = x.reshape((1,) * (len(shape) - x.ndim) + x.shape)
+    return x if x.shape == shape else nd.broadcast_to(x, shape)
+
+
+def _where(self, condition, x, y):
+    # nd.where neither broadcasts nor takes numbers, and wants a numeric condition
+    tensors = [t for t in (x, y) if isinstance(t, nd.NDArray)]
+    dtype = tensors[0].dtype if tensors else np.float32
+    shape = tuple(np.broadcast_shapes(condition.shape, *(t.shape for t in tensors)))
+
+    def full(v):
+        if isinstance(v, nd.NDArray):
+            return _broadcast(v, shape)
+        return nd.full(shape, v, ctx=self._ctx, dtype=dtype)
+
+    return nd.where(_broadcast(condition.astype(dtype), shape), full(x), full(y))
+
+
+def _clamp(self, x, low, high):
+    if low is not None:
+        x = nd.maximum(x, low)
+    return x if high is None else nd.minimum(x, high)
+
+
+def _reduce(fn):
+    def reduce(self, x, dim, keepdim):
+        return fn(x) if dim is None else fn(x, axis=_axes(dim), keepdims=keepdim)
+    return reduce
+
+
+def _argmax(self, x, dim, keepdim):
+    if dim is None:
+        return nd.argmax(x.reshape((-1,)), axis=0).astype("int64")
+    return nd.argmax(x, axis=dim, keepdims=keepdim).astype("int64")
+
+
+def _log_softmax(self, x, dim):
+    # nd.log_softmax is off by up to 4e-6 in float32 (4x the rounding of this composition)
+    shifted = x - nd.max(x, axis=dim, keepdims=True).detach()
+    return shifted - nd.log(nd.sum(nd.exp(shifted), axis=dim, keepdims=True))
+
+
+MXNetAdapter.ops_table.update(
+    log_softmax=_log_softmax,
+    where=_where,
+    clamp=_clamp,
+    argmax=_argmax,
+    amax=_reduce(nd.max),
+    amin=_reduce(nd.min),
+    pick=lambda self, x, index, dim: nd.pick(x, index, axis=dim),
+    one_hot=lambda self, x, n, dtype: nd.one_hot(x, n, dtype=dtype),
+    astype=lambda self, x, dtype: x.astype(dtype),
+    dropout=lambda self, x, p: nd.Dropout(x, p=p, mode="always"),  # also outside train_mode
+    detach=lambda self, x: x.detach(),
+)
+
+# The legacy NDArray raises TypeError for an operand it does not know instead of returning
+# NotImplemented, so ``tensor + Parameter`` failed: let the Parameter's reflected operator
+# answer (only for Parameters; every other operand is mxnet's own business).
+defer_operators(nd.NDArray, ("__add__", "__sub__", "__mul__", "__truediv__", "__div__",
+                             "__pow__", "__mod__", "__iadd__", "__isub__", "__imul__",
+                             "__itruediv__", "__idiv__", "__imod__", "__lt__", "__le__",
+                             "__gt__", "__ge__"), Parameter)

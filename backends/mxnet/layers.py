@@ -5,6 +5,7 @@ Importing this module imports mxnet (with the ``numpy.bool`` alias restored firs
 
 from __future__ import annotations
 
+import contextvars
 import warnings
 
 import numpy as np
@@ -19,7 +20,7 @@ with warnings.catch_warnings():
     from mxnet import autograd, gluon, nd
 
 __all__ = ["BatchNorm", "BufferTensor", "Custom", "Dense", "Identity", "ModuleList",
-           "Sequential", "Softmax", "autograd", "gluon", "mx", "nd"]
+           "Sequential", "Softmax", "autograd", "gluon", "mx", "nd", "split_bias"]
 
 
 class Custom(gluon.Block):
@@ -63,13 +64,20 @@ class Softmax(gluon.HybridBlock):
         return f"Softmax(axis={self._axis})"
 
 
+#: True while d2p.grad records: ``autograd.grad`` may ask for the bias without the weight
+split_bias: contextvars.ContextVar[bool] = contextvars.ContextVar("d2p_split_bias", default=False)
+
+
 class Dense(gluon.nn.Dense):
     """``gluon.nn.Dense`` with one fix: with oneDNN (MKLDNN, on in the CPU wheels),
-    FullyConnected's backward gives the bias a ZERO gradient when the weight does not
-    require one (grad_req='null'). Then the bias is added outside the operator."""
+    FullyConnected's backward gives the bias a ZERO (or garbage) gradient when the weight
+    takes none: when the weight does not require one (grad_req='null'), and in
+    ``autograd.grad`` for the bias without the weight. Then the bias is added outside the
+    operator."""
 
     def hybrid_forward(self, F, x, weight, bias=None):
-        if bias is not None and self.weight.grad_req == "null" and self.bias.grad_req != "null":
+        if bias is not None and (split_bias.get() or (
+                self.weight.grad_req == "null" and self.bias.grad_req != "null")):
             out = F.FullyConnected(x, weight, no_bias=True, num_hidden=self._units,
                                    flatten=self._flatten, name="fwd")
             out = F.broadcast_add(out, bias)

@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from d2lparams.nn.parameter import Parameter
+
+from ..base import defer_operators
 from . import PaddleBackend
 from .layers import BatchNorm1D, Custom, F, LazyLinear, paddle
 
@@ -20,6 +23,13 @@ def _transpose(self, x, dim0, dim1):
     return paddle.transpose(x, perm=perm)
 
 
+def _log_softmax(self, x, dim):
+    # F.log_softmax clamps each log-probability at -64 (x - max below -64), and
+    # x - logsumexp(x) has a gradient 3x less exact than this composition
+    shifted = x - paddle.max(x, axis=dim, keepdim=True).detach()
+    return shifted - paddle.log(paddle.sum(paddle.exp(shifted), axis=dim, keepdim=True))
+
+
 class PaddleAdapter(PaddleBackend):
     ops_namespace = paddle
     ops_table = {
@@ -31,6 +41,17 @@ class PaddleAdapter(PaddleBackend):
         "sum": lambda self, x, dim, keepdim: paddle.sum(x, axis=dim, keepdim=keepdim),
         "reshape": lambda self, x, shape: paddle.reshape(x, list(shape)),
         "concat": lambda self, tensors, dim: paddle.concat(list(tensors), axis=dim),
+        # losses, operations, input gradients
+        "log_softmax": _log_softmax,
+        "argmax": lambda self, x, dim, keepdim: paddle.argmax(x, axis=dim, keepdim=keepdim),
+        "amax": lambda self, x, dim, keepdim: paddle.max(x, axis=dim, keepdim=keepdim),
+        "amin": lambda self, x, dim, keepdim: paddle.min(x, axis=dim, keepdim=keepdim),
+        "pick": lambda self, x, index, dim: paddle.take_along_axis(
+            x, index.unsqueeze(dim), dim).squeeze(dim),
+        "one_hot": lambda self, x, n, dtype: F.one_hot(x, n).astype(dtype),
+        "astype": lambda self, x, dtype: x.astype(dtype),
+        "dropout": lambda self, x, p: F.dropout(x, p, training=True, mode="upscale_in_train"),
+        "detach": lambda self, x: x.detach(),
     }
 
     def seed(self, n: int) -> None:
@@ -40,8 +61,8 @@ class PaddleAdapter(PaddleBackend):
     def is_tensor(self, x) -> bool:
         return isinstance(x, paddle.Tensor)
 
-    def tensor(self, array):
-        return paddle.to_tensor(np.asarray(array, dtype=np.float32), dtype="float32")
+    def tensor(self, array, requires_grad=False):
+        return paddle.to_tensor(array, stop_gradient=not requires_grad)
 
     def to_numpy(self, x) -> np.ndarray:
         return np.array(x.detach().numpy(), copy=True)
@@ -65,7 +86,7 @@ class PaddleAdapter(PaddleBackend):
     def requires_grad(self, param, flag=None) -> bool:
         if flag is not None:
             param.stop_gradient = not flag
-        return not param.stop_gradient
+        return not param.stop_gradient and param.is_leaf
 
     def grad_tensor(self, param):
         return param.grad
@@ -228,5 +249,15 @@ class PaddleAdapter(PaddleBackend):
     def backprop(self, loss) -> None:
         loss.backward()
 
+    def differentiate(self, loss, sources) -> list:
+        return list(paddle.grad([loss], list(sources), allow_unused=True))
+
     def no_grad(self):
         return paddle.no_grad()
+
+
+# ``tensor / Parameter`` (and //, %, <, <=, >, >=) raise TypeError in paddle instead of
+# returning NotImplemented: let the Parameter's reflected operator answer (nothing else
+# changes).
+defer_operators(paddle.Tensor, ("__truediv__", "__div__", "__floordiv__", "__mod__", "__lt__",
+                                "__le__", "__gt__", "__ge__"), Parameter)

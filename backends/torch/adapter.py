@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import TorchBackend
@@ -15,7 +16,16 @@ _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
 
 class TorchAdapter(TorchBackend):
     ops_namespace = torch
-    ops_table = {"concat": "cat"}
+    ops_table = {
+        "concat": "cat",
+        # losses, operations, input gradients
+        "amax": lambda self, x, dim, keepdim: torch.amax(x, () if dim is None else dim, keepdim),
+        "amin": lambda self, x, dim, keepdim: torch.amin(x, () if dim is None else dim, keepdim),
+        "one_hot": lambda self, x, n, dtype: F.one_hot(x.long(), n).to(getattr(torch, dtype)),
+        "astype": lambda self, x, dtype: x.to(getattr(torch, dtype)),
+        "dropout": lambda self, x, p: F.dropout(x, p, True),
+        "pick": lambda self, x, index, dim: torch.gather(x, dim, index.unsqueeze(dim)).squeeze(dim),
+    }
 
     def seed(self, n: int) -> None:
         torch.manual_seed(n)
@@ -24,8 +34,8 @@ class TorchAdapter(TorchBackend):
     def is_tensor(self, x) -> bool:
         return isinstance(x, torch.Tensor)
 
-    def tensor(self, array):
-        return torch.tensor(array, dtype=torch.float32)
+    def tensor(self, array, requires_grad=False):
+        return torch.tensor(array, requires_grad=requires_grad)
 
     def to_numpy(self, x) -> np.ndarray:
         return x.detach().cpu().numpy().copy()
@@ -43,7 +53,7 @@ class TorchAdapter(TorchBackend):
     def requires_grad(self, param, flag=None) -> bool:
         if flag is not None:
             param.requires_grad_(flag)
-        return param.requires_grad
+        return param.requires_grad and param.is_leaf
 
     def grad_tensor(self, param):
         return param.grad
@@ -169,6 +179,9 @@ class TorchAdapter(TorchBackend):
 
     def backprop(self, loss) -> None:
         loss.backward()
+
+    def differentiate(self, loss, sources) -> list:
+        return list(torch.autograd.grad(loss, sources, allow_unused=True))
 
     def no_grad(self):
         return torch.no_grad()

@@ -17,6 +17,7 @@ from .layers import (
     Tanh,
     mlp,
 )
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter
 
@@ -24,4 +25,5 @@ __all__ = [
     "BatchNorm1d", "Dropout", "ModuleDict", "ParameterDict", "ParameterList",
     "Flatten", "Identity", "LazyLinear", "Linear", "Module", "ModuleList", "Parameter",
     "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "mlp",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss",
 ]

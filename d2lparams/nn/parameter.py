@@ -291,6 +291,26 @@ class Parameter:
     def __neg__(self):
         return -self.value()
 
+    def __pow__(self, other):
+        return self.value() ** _operand(other)
+
+    def __rpow__(self, other):
+        return _operand(other) ** self.value()
+
+    # ordering comparisons give native bool tensors (masks); == and != keep their identity
+    # meaning (a Parameter is hashable, used as a key by identity)
+    def __lt__(self, other):
+        return self.value() < _operand(other)
+
+    def __le__(self, other):
+        return self.value() <= _operand(other)
+
+    def __gt__(self, other):
+        return self.value() > _operand(other)
+
+    def __ge__(self, other):
+        return self.value() >= _operand(other)
+
     def __len__(self) -> int:
         return self.shape[0]
 
