@@ -495,8 +495,13 @@ class _WorkerPool:
                 self._emit(nodeid)
 
     def _report(self, data: dict):
-        return self.config.hook.pytest_report_from_serializable(config=self.config,
-                                                                data=data["report"])
+        report = self.config.hook.pytest_report_from_serializable(config=self.config,
+                                                                  data=data["report"])
+        # a skip's location (path, line, reason) is a tuple for pytest's summary; the JSON
+        # between the processes turned it into a list
+        if isinstance(getattr(report, "longrepr", None), list):
+            report.longrepr = tuple(report.longrepr)
+        return report
 
     def _emit(self, nodeid: str, failure=None) -> None:
         """Report one test's events in a row, as pytest reports a test it runs itself, so

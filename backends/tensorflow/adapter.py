@@ -105,7 +105,8 @@ class TensorFlowAdapter(TensorFlowBackend):
         return tf.constant(array)
 
     def dtype_name(self, x) -> str:
-        return x.dtype.name
+        dtype = x.dtype  # a keras.Variable's dtype is already a name
+        return dtype if isinstance(dtype, str) else dtype.name
 
     def to_numpy(self, x) -> np.ndarray:
         if hasattr(x, "numpy"):
@@ -415,11 +416,12 @@ class TensorFlowAdapter(TensorFlowBackend):
 
     def call(self, native, args, training):
         x = args[0] if args else None
-        if getattr(x, "dtype", None) is not None and x.dtype.is_floating and (
-                x.dtype.name != native.compute_dtype):
-            # Keras would cast silently: refuse, as the other frameworks do (the neutral layer
-            # turns this into its own message)
-            raise TypeError(f"input dtype {x.dtype.name}, layer dtype {native.compute_dtype}")
+        if getattr(x, "dtype", None) is not None:
+            dtype = self.dtype_name(x)
+            if "float" in dtype and dtype != native.compute_dtype:
+                # Keras would cast silently: refuse, as the other frameworks do (the neutral
+                # layer turns this into its own message)
+                raise TypeError(f"input dtype {dtype}, layer dtype {native.compute_dtype}")
         if call_origin.get() == "native":
             # Inside a native Keras call: Keras propagates its own ``training``.
             return native(*args)
