@@ -99,7 +99,7 @@ def _draw(p, array: np.ndarray):
 
 def _native(p, kind: str, **spec):
     check_not_recording(p)
-    p._adapter.init_native(p.native, kind, transposed=p._transposed, **spec)
+    p._adapter.init_native(p.native, kind, p._layout, **spec)
     return p
 
 
@@ -299,4 +299,4 @@ def reset_(module, scheme: str | Scheme | None = None):
 
 
 #: layer kinds whose weight and bias follow a framework's default scheme
-_WEIGHTED = ("linear",)
+_WEIGHTED = ("linear", "conv2d")

@@ -73,7 +73,8 @@ class MXNetBackend(TapeBackend):
     preload_rank = 40
     default_priority = 40
     color = "#1f77b4"
-    default_init = Scheme("mxnet", linear=(Uniform(0.07), Constant(0.0)))
+    default_init = Scheme("mxnet", linear=(Uniform(0.07), Constant(0.0)),
+                          others={"conv2d": (Uniform(0.07), Constant(0.0))})
     linear_weight_transposed = True
     implementation = "adapter:MXNetAdapter"
 

@@ -196,7 +196,7 @@ class MXNetAdapter(MXNetBackend):
             names.setdefault(id(p), p.name)
         return names
 
-    def init_native(self, param, kind, transposed, **spec) -> None:
+    def init_native(self, param, kind, layout, **spec) -> None:
         shape = tuple(param.shape)  # the stored (native) shape
         if param._data is None:
             raise ValueError(
@@ -228,10 +228,11 @@ class MXNetAdapter(MXNetBackend):
                 else:
                     initializer = mx.init.Xavier("gaussian", "avg", gain2)
             elif kind in ("kaiming_uniform", "kaiming_normal"):
-                # mxnet's fan_in is the native shape[1]: the canonical fan_in when the native
-                # layout is the transpose (a Linear weight), the canonical fan_out otherwise.
+                # mxnet's fans are PyTorch's rule on the native shape (fan_in = shape[1]·kh·kw):
+                # right for a Linear weight stored (out, in) and a conv weight (out, in, kh,
+                # kw); a 2-D parameter stored canonically (in, out) has them swapped.
                 native_in = spec["mode"] == "fan_in"
-                if not transposed:
+                if layout is None and len(shape) == 2:
                     native_in = not native_in
                 factor = "in" if native_in else "out"
                 gain2 = spec["gain"] ** 2

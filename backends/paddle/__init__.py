@@ -61,5 +61,7 @@ class PaddleBackend(TapeBackend):
     color = "#2e7d32"
     default_init = Scheme(
         "paddle", linear=(VarianceScaling(
-        1.0, "fan_avg", "uniform", label="Xavier uniform U(±√(6/(fan_in+fan_out)))"), Constant(0.0)))
+        1.0, "fan_avg", "uniform", label="Xavier uniform U(±√(6/(fan_in+fan_out)))"), Constant(0.0)),
+        # Conv2D: Normal(0, √(2/(in_channels·kh·kw))), measured; = fan_in unless groups > 1
+        others={"conv2d": (VarianceScaling(2.0, "fan_in", "normal"), Constant(0.0))})
     implementation = "adapter:PaddleAdapter"

@@ -88,8 +88,9 @@ class PaddleAdapter(PaddleBackend):
             names.setdefault(id(b), b.name)
         return names
 
-    def init_native(self, param, kind, transposed, **spec) -> None:
-        # ``transposed`` is always False here: paddle stores the canonical (in, out) layout.
+    def init_native(self, param, kind, layout, **spec) -> None:
+        # ``layout`` is always None here: paddle stores the canonical layouts, and its
+        # initializers take the fans explicitly.
         inits = paddle.nn.initializer
         initializer: Any
         if kind == "uniform":

@@ -67,5 +67,6 @@ class TensorFlowBackend(TapeBackend):
     default_priority = 20
     color = "#ff8f00"
     default_init = Scheme(
-        "tensorflow", linear=(VarianceScaling(1.0, "fan_avg", "uniform"), Constant(0.0)))
+        "tensorflow", linear=(VarianceScaling(1.0, "fan_avg", "uniform"), Constant(0.0)),
+        others={"conv2d": (VarianceScaling(1.0, "fan_avg", "uniform"), Constant(0.0))})
     implementation = "adapter:TensorFlowAdapter"

@@ -113,7 +113,9 @@ class TensorFlowAdapter(TensorFlowBackend):
             names.setdefault(id(var), var.path)
         return names
 
-    def init_native(self, param, kind, transposed, **spec) -> None:
+    def init_native(self, param, kind, layout, **spec) -> None:
+        # Drawn in the native shape: the distributions do not depend on the axis order, and
+        # the fans are corrected below.
         inits = keras.initializers
         shape = self.param_shape(param)
         # A fresh initializer each time: one instance draws the same values on every call.

@@ -29,6 +29,8 @@ class TorchBackend(TapeBackend):
     preload_rank = 30
     default_priority = 10
     color = "#ee4c2c"
-    default_init = Scheme("torch", linear=(_FAN_IN_UNIFORM, _FAN_IN_UNIFORM))
+    # Conv2d: kaiming_uniform_(a=√5) is U(±1/√fan_in) too, and so is its bias
+    default_init = Scheme("torch", linear=(_FAN_IN_UNIFORM, _FAN_IN_UNIFORM),
+                          others={"conv2d": (_FAN_IN_UNIFORM, _FAN_IN_UNIFORM)})
     linear_weight_transposed = True
     implementation = "adapter:TorchAdapter"

@@ -58,7 +58,7 @@ class _Layer(Module):
 
     def _local_parameters(self):
         return OrderedDict(
-            (name, Parameter._view(self._adapter, member, self._transposed(name)))
+            (name, Parameter._view(self._adapter, member, self._adapter.layout(self._kind, name)))
             for name, member in self._state().items() if name not in self._buffer_names
         )
 
@@ -66,9 +66,6 @@ class _Layer(Module):
         return OrderedDict(
             (name, member) for name, member in self._state().items() if name in self._buffer_names
         )
-
-    def _transposed(self, name: str) -> bool:
-        return False
 
     def forward(self, X):
         return self(X)
@@ -117,9 +114,6 @@ class Linear(_Layer):
                 self.__dict__["_in_features"] = self.weight.shape[0]
         return self._in_features
 
-    def _transposed(self, name: str) -> bool:
-        return name == "weight" and self._adapter.linear_weight_transposed
-
     def _fans(self) -> tuple[int, int]:
         fan_in, fan_out = self.weight.shape
         return fan_in, fan_out
@@ -139,7 +133,7 @@ class Linear(_Layer):
     @property
     def weight(self) -> Parameter:
         return Parameter._view(self._adapter, self._state()["weight"],
-                               self._adapter.linear_weight_transposed)
+                               self._adapter.layout("linear", "weight"))
 
     @property
     def bias(self) -> Parameter | None:
