@@ -370,3 +370,69 @@ def test_functional_ops_match_numpy_and_differentiate(backend):
         ops.conv2d(d2p.tensor(np.zeros((2, 4, 8, 6))), net.weight)
     with pytest.raises(ValueError, match="bias of shape"):
         ops.conv2d(d2p.tensor(X), net.weight, conv.bias)
+
+
+# A model written with each framework's own layers, as its users write them: the layers
+# d2p.wrap maps to neutral ones, and the axes from the canonical weight to the native one.
+def _torch_model():
+    from torch import nn as tnn
+
+    model = tnn.Sequential(tnn.Conv2d(3, 10, 3), tnn.MaxPool2d(2), tnn.AvgPool2d(2, padding=1),
+                           tnn.AdaptiveAvgPool2d(1), tnn.BatchNorm2d(10))
+    return model, model[0].weight
+
+
+def _keras_model():
+    import keras
+
+    L = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(10, 3), L.MaxPooling2D(2),
+                              L.AveragePooling2D(2), L.GlobalAveragePooling2D(keepdims=True)])
+    return model, model.layers[0].kernel
+
+
+def _gluon_model():
+    from mxnet import gluon
+
+    model = gluon.nn.Sequential()
+    model.add(gluon.nn.Conv2D(10, 3, in_channels=3), gluon.nn.MaxPool2D(2),
+              gluon.nn.AvgPool2D(2, padding=1), gluon.nn.GlobalAvgPool2D())
+    model.initialize()
+    return model, model[0].weight
+
+
+def _paddle_model():
+    import paddle
+
+    pnn = paddle.nn
+    model = pnn.Sequential(pnn.Conv2D(3, 10, 3), pnn.MaxPool2D(2),
+                           pnn.AvgPool2D(2, padding=1, exclusive=False),
+                           pnn.AdaptiveAvgPool2D(1), pnn.BatchNorm2D(10))
+    return model, model[0].weight
+
+
+NATIVE_MODELS = {
+    "torch": (_torch_model, (0, 1, 2, 3), "BatchNorm2d"),
+    "tensorflow": (_keras_model, (2, 3, 1, 0), None),
+    "mxnet": (_gluon_model, (0, 1, 2, 3), None),
+    "paddle": (_paddle_model, (0, 1, 2, 3), "BatchNorm2d"),
+}
+
+
+def test_wrap_maps_native_conv_and_pooling_layers(backend):
+    build, axes, last = NATIVE_MODELS[backend]
+    d2p.seed(0)
+    model, kernel = build()
+    view = d2p.wrap(model)
+    expected = ["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"] + ([last] if last else [])
+    assert [type(m).__name__ for m in view] == expected
+    conv = view[0]
+    assert repr(conv) == "Conv2d(3, 10, kernel_size=(3, 3), stride=(1, 1))"
+    assert conv.weight.shape == (10, 3, 3, 3) and conv.weight.native is kernel
+    native = d2p.to_numpy(kernel)
+    np.testing.assert_array_equal(conv.weight.numpy().transpose(axes), native)
+    assert [n for n, _ in view.named_parameters()][:2] == ["0.weight", "0.bias"]
+    conv.weight[0, 1, 2, 0] = 7.0  # writes through the shared native kernel
+    assert d2p.to_numpy(kernel)[tuple(np.array((0, 1, 2, 0))[list(axes)])] == 7.0
+    if last:
+        assert [n for n, _ in view.named_buffers()] == ["4.running_mean", "4.running_var"]
