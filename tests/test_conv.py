@@ -436,3 +436,34 @@ def test_wrap_maps_native_conv_and_pooling_layers(backend):
     assert d2p.to_numpy(kernel)[tuple(np.array((0, 1, 2, 0))[list(axes)])] == 7.0
     if last:
         assert [n for n, _ in view.named_buffers()] == ["4.running_mean", "4.running_var"]
+
+
+def test_frozen_conv_weight_and_momentum_state_in_the_canonical_layout(backend):
+    from d2lparams import optim
+
+    rng = np.random.default_rng(8)
+    conv = nn.Conv2d(3, 4, (3, 2), padding=1)
+    before = conv.weight.numpy()
+    conv.weight.requires_grad = False
+    X = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    out, cache = R.conv2d(X, before, conv.bias.numpy(), padding=(1, 1))
+    G = rng.standard_normal(out.shape).astype(np.float32)
+    opt = optim.SGD(conv.parameters(), lr=0.1, momentum=0.9)
+    d2p.backward(lambda: ops.sum(conv(d2p.tensor(X)) * d2p.tensor(G)))
+    assert conv.weight.grad is None
+    close(conv.bias.grad, G.sum((0, 2, 3)), atol=1e-4)  # the bias still learns
+    opt.step()
+    np.testing.assert_array_equal(conv.weight.numpy(), before)
+    conv.weight.requires_grad = True
+    opt.zero_grad()
+    d2p.backward(lambda: ops.sum(conv(d2p.tensor(X)) * d2p.tensor(G)))
+    _, dw, _ = R.conv2d_backward(G.astype(np.float64), cache)
+    close(conv.weight.grad, dw, atol=1e-4)
+    opt.step()
+    state = opt.state_dict()["state"]
+    close(state[0]["momentum_buffer"], dw, atol=1e-4)  # canonical (out, in, kh, kw)
+    twin = nn.Conv2d(3, 4, (3, 2), padding=1)
+    twin_opt = optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    twin_opt.load_state_dict(opt.state_dict())
+    close(twin_opt.state_dict()["state"][0]["momentum_buffer"], state[0]["momentum_buffer"],
+          rtol=0, atol=0)
