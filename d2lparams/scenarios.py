@@ -210,7 +210,9 @@ def native_defaults():
     bound = float(np.abs(ref).max())
     counts, edges = np.histogram(w, bins=30, range=(-1.2 * bound, 1.2 * bound))
     return abs(w.std() - ref.std()) / ref.std(), {
-        "scheme": str(scheme), "histogram": counts.tolist(), "edges": edges.tolist(),
+        "scheme": f"{scheme.name}: weight {scheme.weight_description}, bias "
+                  f"{scheme.bias_description}",  # the Linear layer's
+        "histogram": counts.tolist(), "edges": edges.tolist(),
         "bound": bound, "std": float(w.std()), "expected_std": float(ref.std()),
     }
 

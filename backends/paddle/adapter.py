@@ -27,8 +27,9 @@ _CONV_KINDS = ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "bat
 
 
 def _padding(options):
-    """A conv padding for paddle: its ``"SAME"`` ignores the dilation, so ``"same"`` is
-    given as explicit ``[top, bottom, left, right]``; ``"valid"`` is paddle's own."""
+    """A conv padding for paddle: its ``"SAME"`` gives other values than PyTorch's once
+    dilated, so ``"same"`` is given as explicit ``[top, bottom, left, right]``; ``"valid"``
+    is paddle's own."""
     padding = options["padding"]
     if padding == "same":
         return list(same_padding(options["kernel_size"], options["dilation"]))

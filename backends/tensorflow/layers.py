@@ -199,6 +199,18 @@ def _nchw_shape(shape, in_nhwc: bool) -> tuple:
     return shape
 
 
+def check(layer, shape, inside: bool) -> None:
+    """Run d2lparams' input check of ``layer`` on the NCHW view of ``shape``. Its ValueError
+    already names the layer, the shapes and the fix: it is marked so that Keras passes it on
+    unchanged (Keras otherwise re-raises it with its call arguments appended, where the
+    tensor may be the NHWC one of a chain)."""
+    try:
+        layer._d2p_check(_nchw_shape(shape, inside))
+    except ValueError as error:
+        error._keras_call_info_injected = True  # type: ignore[attr-defined]
+        raise
+
+
 def _explicit(pad) -> list | None:
     """``(top, bottom, left, right)`` as ``tf.pad`` paddings of an NHWC tensor."""
     return None if pad is None else [[0, 0], [pad[0], pad[1]], [pad[2], pad[3]], [0, 0]]
@@ -212,7 +224,7 @@ class _NCHW:
 
     def call(self, inputs, training=None):
         inside = nhwc.get()
-        self._d2p_check(_nchw_shape(inputs.shape, inside))
+        check(self, inputs.shape, inside)
         if inside:
             return self._d2p_nhwc_call(inputs, training)
         return to_nchw(self._d2p_nhwc_call(to_nhwc(inputs), training))
@@ -244,7 +256,7 @@ class Conv2d(_NCHW, keras.layers.Conv2D):
         is not built from an input it refuses."""
         inside = nhwc.get()
         n, c, h, w = _nchw_shape(input_shape, inside) + (None,) * (4 - len(input_shape))
-        self._d2p_check(_nchw_shape(input_shape, inside))
+        check(self, input_shape, inside)
         if self._d2p_pad is not None:
             h = None if h is None else h + self._d2p_pad[0] + self._d2p_pad[1]
             w = None if w is None else w + self._d2p_pad[2] + self._d2p_pad[3]
@@ -329,7 +341,7 @@ class AdaptiveAvgPool2d(_NCHW, keras.layers.Layer):
 
     def call(self, inputs, training=None):
         if self._d2p_size == (1, 1) and not nhwc.get():  # global: no transpose needed
-            self._d2p_check(inputs.shape)
+            check(self, inputs.shape, False)
             return tf.reduce_mean(inputs, axis=(2, 3), keepdims=True)
         return _NCHW.call(self, inputs, training)
 
@@ -354,7 +366,7 @@ class BatchNorm2d(BatchNorm1d):
 
     def call(self, inputs, training=None, mask=None):
         inside = nhwc.get()
-        self._d2p_check(_nchw_shape(inputs.shape, inside))
+        check(self, inputs.shape, inside)
         return BatchNorm1d.call(self, inputs, training=training, channel_axis=3 if inside else 1)
 
 
