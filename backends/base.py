@@ -33,6 +33,7 @@ import abc
 import contextlib
 import importlib
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +153,8 @@ class Backend(abc.ABC):
         """``tensor`` with its axes reordered: axis ``i`` of the result is axis ``axes[i]``
         of ``tensor`` (NumPy's ``transpose(axes)``), differentiable. The default is
         ``ops_namespace.transpose(tensor, axes)``."""
-        return self.ops_namespace.transpose(tensor, axes)
+        namespace: Any = self.ops_namespace
+        return namespace.transpose(tensor, axes)
 
     @abc.abstractmethod
     def assign(self, param, array: np.ndarray) -> None:
@@ -333,7 +335,12 @@ class Backend(abc.ABC):
 
         ``relu(x)``, ``sigmoid(x)``, ``tanh(x)``, ``softmax(x, dim)``, ``matmul(a, b)``,
         ``transpose(x, dim0, dim1)``, ``mean(x, dim, keepdim)``, ``sum(x, dim, keepdim)``
-        (``dim=None``: every axis), ``reshape(x, shape)``, ``concat(tensors, dim)``.
+        (``dim=None``: every axis), ``reshape(x, shape)``, ``concat(tensors, dim)``;
+        ``conv2d(x, weight, bias, stride, padding, dilation, groups)``, ``max_pool2d(x,
+        kernel_size, stride, padding)``, ``avg_pool2d(...)`` (PyTorch's meaning: NCHW ``x``,
+        ``weight`` in the canonical ``(out, in/groups, kh, kw)`` layout, ``bias`` or ``None``,
+        sizes as ``(h, w)`` pairs, conv ``padding`` a pair or ``"same"``/``"valid"``; checked
+        by the neutral layer before).
         """
         table = self.__dict__.setdefault("_ops", {})
         fn = table.get(name)

@@ -300,7 +300,7 @@ def bench_lenet(backend: str, quick: bool) -> dict:
                 return x
 
             out["LeNet forward, batch 256, layers called one by one"] = interleaved(
-                one_by_one, lambda: net(ours), rounds, number)
+                one_by_one, lambda x=ours: net(x), rounds, number)
     net.train()
     X = rng.random((256, 1, 28, 28), dtype=np.float32)
     y = rng.standard_normal((256, 10)).astype(np.float32)

@@ -66,16 +66,16 @@ def lenet(*, backend: str | None = None) -> nn.Sequential:
         >>> net.num_parameters(), net[0].weight.shape, net[7].weight.shape
         (61706, (6, 1, 5, 5), (400, 120))
     """
-    kw = {"backend": backend}
+    b = backend
     return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2, **kw), nn.Sigmoid(**kw),
-        nn.AvgPool2d(kernel_size=2, stride=2, **kw),
-        nn.Conv2d(6, 16, kernel_size=5, **kw), nn.Sigmoid(**kw),
-        nn.AvgPool2d(kernel_size=2, stride=2, **kw),
-        nn.Flatten(**kw),
-        nn.Linear(16 * 5 * 5, 120, **kw), nn.Sigmoid(**kw),
-        nn.Linear(120, 84, **kw), nn.Sigmoid(**kw),
-        nn.Linear(84, 10, **kw),
+        nn.Conv2d(1, 6, kernel_size=5, padding=2, backend=b), nn.Sigmoid(backend=b),
+        nn.AvgPool2d(kernel_size=2, stride=2, backend=b),
+        nn.Conv2d(6, 16, kernel_size=5, backend=b), nn.Sigmoid(backend=b),
+        nn.AvgPool2d(kernel_size=2, stride=2, backend=b),
+        nn.Flatten(backend=b),
+        nn.Linear(16 * 5 * 5, 120, backend=b), nn.Sigmoid(backend=b),
+        nn.Linear(120, 84, backend=b), nn.Sigmoid(backend=b),
+        nn.Linear(84, 10, backend=b),
     )
 
 

@@ -143,7 +143,7 @@ def test_lazy_conv2d_learns_in_channels(backend):
     conv = nn.LazyConv2d(6, 3, padding=1)
     assert type(conv) is nn.Conv2d and conv.in_channels is None
     with pytest.raises(d2p.DeferredInitializationError, match="first call"):
-        conv.weight
+        _ = conv.weight
     X = rng.standard_normal((2, 5, 6, 6)).astype(np.float32)
     y = d2p.to_numpy(conv(X))
     assert conv.in_channels == 5 and conv.weight.shape == (6, 5, 3, 3)

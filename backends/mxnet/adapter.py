@@ -8,9 +8,9 @@ import weakref
 
 import numpy as np
 
-from . import MXNetBackend
 from d2lparams._conv import same_padding
 
+from . import MXNetBackend
 from . import layers as _layers
 from .layers import (
     BatchNorm,

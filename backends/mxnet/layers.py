@@ -113,7 +113,7 @@ class BatchNorm(gluon.nn.BatchNorm):
         self._d2p_momentum = momentum
 
     #: the input ranks this layer takes
-    _d2p_ranks = (2, 3)
+    _d2p_ranks: tuple[int, ...] = (2, 3)
 
     def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
         if F is not nd:

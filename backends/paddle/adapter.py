@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from . import PaddleBackend
 from d2lparams._conv import same_padding
 
+from . import PaddleBackend
 from . import layers as _layers
 from .layers import BatchNorm1D, Custom, F, LazyLinear, paddle
 

@@ -29,7 +29,7 @@ class LazyConv2d(torch.nn.LazyConv2d):
     """``nn.LazyConv2d`` that checks its first input before it learns ``in_channels`` from it
     and then becomes the :class:`Conv2d` above."""
 
-    cls_to_become = Conv2d  # type: ignore[assignment]
+    cls_to_become = Conv2d
 
     def initialize_parameters(self, input, *args, **kwargs):
         self._d2p_check(input.shape)
