@@ -277,7 +277,7 @@ def bench_lenet(backend: str, quick: bool) -> dict:
         import mxnet as mx
 
         SYNC[0] = mx.nd.waitall
-    rounds = 3 if quick else 7
+    rounds = 3 if quick else 11
     d2p.seed(0)
     net = init.reset_(chapter.lenet(), "torch").eval()
     model, to_input = native_lenet(backend, net.state_dict())
