@@ -328,6 +328,8 @@ class TensorFlowAdapter(TensorFlowBackend):
             pad = getattr(native, "_d2p_pad", None)
             if pad is not None:
                 padding = (pad[0], pad[2])
+            elif isinstance(native, _layers.Conv2d) and padding == "same":
+                padding = native._d2p_padding  # as built: a pair or "same"
             stride = getattr(native, "_d2p_subsample", None) or native.strides
             if padding == "same" and tuple(stride) != (1, 1):
                 return None
@@ -470,9 +472,7 @@ def _pads(padding) -> tuple | None:
 
 
 def _conv2d(self, x, weight, bias, stride, padding, dilation, groups):
-    pad = None
-    if not isinstance(padding, str):
-        pad, padding = _pads(padding), "valid"
+    padding, pad = _layers.conv_padding(padding, tuple(weight.shape[2:]), stride, dilation)
     subsample = None
     if max(stride) > 1 and max(dilation) > 1:  # TensorFlow refuses both at once
         subsample, stride = stride, (1, 1)

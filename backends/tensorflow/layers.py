@@ -238,11 +238,8 @@ class Conv2d(_NCHW, keras.layers.Conv2D):
     then the stride-1 convolution is computed and subsampled."""
 
     def __init__(self, filters, kernel_size, strides, padding, dilation_rate, groups, use_bias):
-        self._d2p_pad = None
-        if not isinstance(padding, str):
-            if tuple(padding) != (0, 0):
-                self._d2p_pad = (padding[0], padding[0], padding[1], padding[1])
-            padding = "valid"
+        self._d2p_padding = padding if isinstance(padding, str) else tuple(padding)
+        padding, self._d2p_pad = conv_padding(padding, kernel_size, strides, dilation_rate)
         self._d2p_subsample = None
         if max(strides) > 1 and max(dilation_rate) > 1:
             self._d2p_subsample, strides = tuple(strides), (1, 1)
@@ -266,6 +263,21 @@ class Conv2d(_NCHW, keras.layers.Conv2D):
     def _d2p_nhwc_call(self, x, training):
         return conv2d_nhwc(x, self.kernel, self.bias, self.strides, self.padding,
                            self.dilation_rate, self.groups, self._d2p_pad, self._d2p_subsample)
+
+
+def conv_padding(padding, kernel_size, strides, dilation) -> tuple:
+    """PyTorch's conv ``padding`` as ``(Keras padding, explicit (top, bottom, left, right) or
+    None)``. A numeric padding that is PyTorch's "same" (stride 1, ``2p = d·(k-1)``, as
+    LeNet's ``Conv2d(1, 6, 5, padding=2)``) is TensorFlow's "SAME": the kernel a Keras user
+    gets."""
+    if isinstance(padding, str):
+        return padding, None
+    if tuple(padding) == (0, 0):
+        return "valid", None
+    if tuple(strides) == (1, 1) and all(
+            2 * p == d * (k - 1) for p, k, d in zip(padding, kernel_size, dilation)):
+        return "same", None
+    return "valid", (padding[0], padding[0], padding[1], padding[1])
 
 
 def conv2d_nhwc(x, kernel, bias, strides, padding, dilation, groups, pad, subsample):
