@@ -16,7 +16,11 @@ _views: weakref.WeakValueDictionary[tuple, Parameter] = weakref.WeakValueDiction
 
 
 def _canonical(shape: tuple, layout: tuple | None) -> tuple:
-    return tuple(shape) if layout is None else tuple(shape[axis] for axis in layout)
+    if layout is None:
+        return tuple(shape)
+    if layout == (1, 0):  # a Linear weight stored (out, in): the common case, kept cheap
+        return shape[1], shape[0]
+    return tuple(shape[axis] for axis in layout)
 
 
 def _inverse(layout: tuple | None) -> tuple | None:
@@ -62,6 +66,7 @@ class Parameter:
         #: ``None`` when the framework stores the canonical layout
         self._layout = layout
         self._inverse = _inverse(layout)
+        self._swap = layout == (1, 0)  # a plain 2-D transpose (the Linear hot path)
 
     @classmethod
     def _view(cls, ad, native, layout: tuple | None = None) -> Parameter:
@@ -112,11 +117,15 @@ class Parameter:
 
     def _canonical(self, native: np.ndarray) -> np.ndarray:
         """A native-layout array seen in the canonical layout (a view, no copy)."""
-        return native if self._layout is None else native.transpose(self._layout)
+        if self._layout is None:
+            return native
+        return native.T if self._swap else native.transpose(self._layout)
 
     def _native_layout(self, canonical: np.ndarray) -> np.ndarray:
         """A canonical array seen in the native layout (a view, no copy)."""
-        return canonical if self._inverse is None else canonical.transpose(self._inverse)
+        if self._inverse is None:
+            return canonical
+        return canonical.T if self._swap else canonical.transpose(self._inverse)
 
     def numpy(self) -> np.ndarray:
         """A float32 NumPy copy in the canonical layout.
@@ -220,7 +229,11 @@ class Parameter:
     def value(self):
         """The native differentiable tensor in the canonical layout."""
         v = self._adapter.param_value(self._native)
-        return v if self._layout is None else self._adapter.permute(v, self._layout)
+        if self._layout is None:
+            return v
+        if self._swap:
+            return self._adapter.op("transpose")(v, 0, 1)
+        return self._adapter.permute(v, self._layout)
 
     def __add__(self, other):
         return self.value() + _operand(other)
