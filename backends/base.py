@@ -21,7 +21,7 @@ Conventions:
       own parameter object; ``buf`` a buffer (non-trainable state); ``tensor`` a native
       tensor.
     * Arrays cross the boundary as NumPy arrays in the framework's *own* layout; the neutral
-      layer transposes where :attr:`Backend.linear_weight_transposed` says so.
+      layer permutes the axes where :meth:`Backend.layout` says so.
     * Methods marked abstract must be written by every adapter; the others have a default
       that fits most frameworks and are overridden where a framework differs (or where a
       measured fast path exists).
@@ -33,6 +33,7 @@ import abc
 import contextlib
 import importlib
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class Backend(abc.ABC):
     color: str = "#455a64"
     #: the framework's own default initialization of new layers (``init.default_scheme``)
     default_init: Scheme | None = None
-    #: the framework stores a Linear weight as ``(out, in)``
+    #: the framework stores a Linear weight as ``(out, in)`` (read by :meth:`layout`)
     linear_weight_transposed: bool = False
     #: ``"module:Class"`` of the implementation, relative to this backend's package
     implementation: str = "adapter:Adapter"
@@ -163,6 +164,27 @@ class Backend(abc.ABC):
         """The parameter's (or buffer's) shape as the framework stores it."""
         return tuple(int(s) for s in param.shape)
 
+    def layout(self, kind: str, name: str) -> tuple | None:
+        """How the parameter ``name`` of a :meth:`layer` of ``kind`` is stored, as the axis
+        permutation from the native to the canonical layout (``canonical =
+        native.transpose(perm)``), or ``None`` when it is stored canonically.
+
+        Canonical layouts: a ``"linear"`` weight is ``(in, out)``, a ``"conv2d"`` weight
+        ``(out, in/groups, kh, kw)`` (PyTorch's). The default reads
+        :attr:`linear_weight_transposed` (``(1, 0)`` for an ``(out, in)`` Linear weight);
+        Keras overrides it for its ``(kh, kw, in, out)`` conv kernels.
+        """
+        if kind == "linear" and name == "weight" and self.linear_weight_transposed:
+            return (1, 0)
+        return None
+
+    def permute(self, tensor, axes: tuple):
+        """``tensor`` with its axes reordered: axis ``i`` of the result is axis ``axes[i]``
+        of ``tensor`` (NumPy's ``transpose(axes)``), differentiable. The default is
+        ``ops_namespace.transpose(tensor, axes)``."""
+        namespace: Any = self.ops_namespace
+        return namespace.transpose(tensor, axes)
+
     @abc.abstractmethod
     def assign(self, param, array: np.ndarray) -> None:
         """Write ``array`` (native layout, float32, any strides: it may be a transposed view)
@@ -208,11 +230,13 @@ class Backend(abc.ABC):
         ``sequential/dense/kernel``; torch has structural names only)."""
 
     @abc.abstractmethod
-    def init_native(self, param, kind: str, transposed: bool, **spec) -> None:
+    def init_native(self, param, kind: str, layout: tuple | None, **spec) -> None:
         """Fill ``param`` in place with the framework's own initializer (its own RNG).
 
-        ``kind`` and ``spec`` (fans are canonical: ``fan_in`` is the input size; when
-        ``transposed`` the native layout is ``(out, in)``):
+        ``layout`` is the parameter's :meth:`layout` (``None``: stored canonically; ``(1,
+        0)``: a Linear weight stored ``(out, in)``). ``kind`` and ``spec`` (fans are
+        PyTorch's, from the canonical shape: ``fan_in`` is the input size of a Linear
+        weight, ``in/groups·kh·kw`` of a conv weight):
 
         * ``"uniform"``: ``low``, ``high``
         * ``"normal"``: ``mean``, ``std``
@@ -240,6 +264,27 @@ class Backend(abc.ABC):
           ``running = (1 - momentum) * running + momentum * batch`` (the variance term
           unbiased); inference mode uses the running statistics; weight starts at 1, bias
           at 0, running mean at 0, running variance at 1.
+
+        Convolution and pooling take and return ``(N, C, H, W)`` tensors (PyTorch's NCHW) on
+        every backend; a framework that computes in another layout converts inside the
+        layer. ``kernel_size``, ``stride``, ``dilation`` are ``(h, w)`` pairs; ``padding``
+        is a pair of zero paddings per side or ``"same"`` (stride 1; PyTorch's split of an
+        odd total: the extra row/column at the bottom/right) or ``"valid"``. ``check`` is a
+        neutral function of the input shape (a tuple) that raises a ``ValueError`` naming
+        the layer for an input it cannot take: the native layer calls it before it
+        computes, so that a bad shape fails the same way everywhere and changes nothing.
+
+        * ``"conv2d"`` (``in_channels`` (``None``: lazy), ``out_channels``, ``kernel_size``,
+          ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``check``): PyTorch's
+          ``Conv2d`` (cross-correlation); weight canonical ``(out, in/groups, kh, kw)``
+          (:meth:`layout` for another storage), the framework's own default initialization.
+        * ``"max_pool2d"`` / ``"avg_pool2d"`` (``kernel_size``, ``stride``, ``padding``,
+          ``check``): PyTorch's ``ceil_mode=False``; max pooling ignores the padding,
+          average pooling counts it (``count_include_pad=True``).
+        * ``"adaptive_avg_pool2d"`` (``output_size``: a pair, ``check``): PyTorch's bins
+          ``[floor(i·H/out), ceil((i+1)·H/out))``.
+        * ``"batch_norm2d"`` (``num_features``, ``eps``, ``momentum``, ``check``):
+          ``"batch_norm"`` over axis 1 of ``(N, C, H, W)`` input (statistics over N, H, W).
         """
 
     @abc.abstractmethod
@@ -388,6 +433,12 @@ class Backend(abc.ABC):
         ``one_hot(x, num_classes, dtype)``, ``astype(x, dtype)`` (a dtype name),
         ``dropout(x, p)`` (always drops: ``0 < p < 1``, scales the rest by ``1/(1-p)``, the
         framework's own generator), ``detach(x)`` (the value, cut from the graph).
+
+        ``conv2d(x, weight, bias, stride, padding, dilation, groups)``, ``max_pool2d(x,
+        kernel_size, stride, padding)``, ``avg_pool2d(...)`` (PyTorch's meaning: NCHW ``x``,
+        ``weight`` in the canonical ``(out, in/groups, kh, kw)`` layout, ``bias`` or ``None``,
+        sizes as ``(h, w)`` pairs, conv ``padding`` a pair or ``"same"``/``"valid"``; checked
+        by the neutral layer before).
         """
         table = self.__dict__.setdefault("_ops", {})
         fn = table.get(name)

@@ -1,6 +1,6 @@
 """Overhead of d2lparams over each native framework, as ratios measured in one run.
 
-    python benchmarks/run.py [--backends torch paddle] [--quick] [--only losses]
+    python benchmarks/run.py [--backends torch paddle] [--quick] [--only losses] [--lenet]
 
 Each backend runs in a process of its own. Every measurement times the d2lparams call and
 the native equivalent alternately (interleaved rounds, the median of each), so that a ratio
@@ -322,6 +322,171 @@ def bench_cross_entropy(backend: str, rounds: int, number: int) -> dict:
     }
 
 
+# -- LeNet (convolution) ---------------------------------------------------------------------
+LENET_TARGETS = {
+    "LeNet forward, batch 1": None,
+    "LeNet forward, batch 256": 1.05,
+    "LeNet training step, batch 256": 1.05,
+}
+
+
+def native_lenet(backend, sd):
+    """d2l's LeNet written with the framework's own layers as its users write it (Keras and
+    Gluon fuse the activations; Keras takes NHWC images), holding the weights of the
+    canonical state dict ``sd``. Returns ``(model, to_input)`` where ``to_input`` turns an
+    NCHW NumPy batch into the model's own input tensor."""
+    if backend == "torch":
+        import torch
+        from torch import nn as tnn
+
+        model = tnn.Sequential(
+            tnn.Conv2d(1, 6, kernel_size=5, padding=2), tnn.Sigmoid(),
+            tnn.AvgPool2d(kernel_size=2, stride=2), tnn.Conv2d(6, 16, kernel_size=5),
+            tnn.Sigmoid(), tnn.AvgPool2d(kernel_size=2, stride=2), tnn.Flatten(),
+            tnn.Linear(16 * 5 * 5, 120), tnn.Sigmoid(), tnn.Linear(120, 84), tnn.Sigmoid(),
+            tnn.Linear(84, 10))
+        native = {k: torch.from_numpy(v.T.copy() if k.endswith("weight") and v.ndim == 2 else v)
+                  for k, v in sd.items()}
+        model.load_state_dict(native)
+        return model, lambda X: torch.from_numpy(X)
+    if backend == "tensorflow":
+        import keras
+        import tensorflow as tf
+
+        L = keras.layers
+        model = keras.Sequential([
+            keras.Input((28, 28, 1)),
+            L.Conv2D(6, 5, activation="sigmoid", padding="same"), L.AveragePooling2D(2, 2),
+            L.Conv2D(16, 5, activation="sigmoid"), L.AveragePooling2D(2, 2), L.Flatten(),
+            L.Dense(120, activation="sigmoid"), L.Dense(84, activation="sigmoid"), L.Dense(10)])
+        # NHWC Flatten orders the features (h, w, c): the first Dense's rows follow
+        w7 = sd["7.weight"].reshape(16, 5, 5, 120).transpose(1, 2, 0, 3).reshape(400, 120)
+        model.set_weights([sd["0.weight"].transpose(2, 3, 1, 0), sd["0.bias"],
+                           sd["3.weight"].transpose(2, 3, 1, 0), sd["3.bias"], w7, sd["7.bias"],
+                           sd["9.weight"], sd["9.bias"], sd["11.weight"], sd["11.bias"]])
+        return model, lambda X: tf.constant(X.transpose(0, 2, 3, 1))
+    if backend == "mxnet":
+        import mxnet as mx
+        from mxnet.gluon import nn as gnn
+
+        model = gnn.Sequential()
+        model.add(gnn.Conv2D(6, kernel_size=5, padding=2, activation="sigmoid"),
+                  gnn.AvgPool2D(pool_size=2, strides=2),
+                  gnn.Conv2D(16, kernel_size=5, activation="sigmoid"),
+                  gnn.AvgPool2D(pool_size=2, strides=2),
+                  gnn.Dense(120, activation="sigmoid"), gnn.Dense(84, activation="sigmoid"),
+                  gnn.Dense(10))
+        model.initialize()
+        model(mx.nd.zeros((1, 1, 28, 28)))
+        order = ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight",
+                 "9.bias", "11.weight", "11.bias"]
+        for key, p in zip(order, model.collect_params().values()):
+            value = sd[key].T if sd[key].ndim == 2 else sd[key]
+            p.set_data(mx.nd.array(np.ascontiguousarray(value)))
+        return model, lambda X: mx.nd.array(X)
+    import paddle
+    from paddle import nn as pnn
+
+    model = pnn.Sequential(
+        pnn.Conv2D(1, 6, 5, padding=2), pnn.Sigmoid(), pnn.AvgPool2D(2, 2),
+        pnn.Conv2D(6, 16, 5), pnn.Sigmoid(), pnn.AvgPool2D(2, 2), pnn.Flatten(),
+        pnn.Linear(400, 120), pnn.Sigmoid(), pnn.Linear(120, 84), pnn.Sigmoid(),
+        pnn.Linear(84, 10))
+    model.set_state_dict({k: paddle.to_tensor(v) for k, v in sd.items()})
+    return model, lambda X: paddle.to_tensor(X)
+
+
+def bench_lenet(backend: str, quick: bool) -> dict:
+    import d2lparams as d2p
+    from d2lparams import chapter, init, ops, optim
+
+    d2p.set_backend(backend)
+    # one intra-op thread on both sides (the worker also runs with OMP_NUM_THREADS=1): on a
+    # shared machine a second OpenMP thread waiting for a busy core costs more than it gains
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    elif backend == "mxnet":
+        import mxnet as mx
+
+        SYNC[0] = mx.nd.waitall
+    rounds = 3 if quick else 11
+    d2p.seed(0)
+    net = init.reset_(chapter.lenet(), "torch").eval()
+    model, to_input = native_lenet(backend, net.state_dict())
+    rng = np.random.default_rng(0)
+    out: dict = {}
+    for batch, key, number in ((1, "LeNet forward, batch 1", 50), (256, "LeNet forward, batch 256", 3)):
+        X = rng.random((batch, 1, 28, 28), dtype=np.float32)
+        ours, theirs = d2p.tensor(X), to_input(X)
+        # one function, two layouts: the outputs agree (Keras' Flatten order is absorbed)
+        assert np.allclose(d2p.to_numpy(net(ours)), d2p.to_numpy(
+            native_forward(backend, model, theirs)()), atol=1e-5), "native LeNet differs"
+        out[key] = interleaved(lambda ours=ours: net(ours), native_forward(backend, model, theirs),
+                               rounds, number)
+        if backend == "tensorflow" and batch == 256:
+            # the same layers called one by one: each conv/pool layer transposes NCHW<->NHWC
+            # itself (what a custom forward pays); the Sequential chains them in NHWC instead
+            def one_by_one(x=ours):
+                for module in net:
+                    x = module(x)
+                return x
+
+            out["LeNet forward, batch 256, layers called one by one"] = interleaved(
+                one_by_one, lambda x=ours: net(x), rounds, number)
+    net.train()
+    X = rng.random((256, 1, 28, 28), dtype=np.float32)
+    y = rng.standard_normal((256, 10)).astype(np.float32)
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    Xt, yt = d2p.tensor(X), d2p.tensor(y)
+
+    def ours_step():
+        opt.zero_grad()
+
+        def loss():
+            diff = net(Xt) - yt
+            return ops.mean(diff * diff)
+
+        return d2p.backward(loss)
+
+    def ours_train():
+        loss = ours_step()
+        opt.step()
+        return loss
+
+    out["LeNet training step, batch 256"] = interleaved(
+        ours_train, native_lenet_step(backend, model, to_input(X), yt, 0.1), rounds, 2)
+    return out
+
+
+def native_lenet_step(backend, model, X, y, lr):
+    """One SGD step of the native LeNet, as its users write it (MSE to ``y``)."""
+    if backend == "mxnet":
+        from mxnet import autograd, gluon
+
+        trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": lr})
+
+        def step():
+            with autograd.record():
+                loss = ((model(X) - y) ** 2).mean()
+            loss.backward()
+            trainer.step(1)
+            return float(loss.asscalar())
+
+        return step
+
+    class Holder:  # native_train_step reads ``net.native``
+        native = model
+
+    return native_train_step(backend, Holder, X, y, lr)
+
+
 def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
     import d2lparams as d2p
     from d2lparams import init, nn, ops, optim
@@ -421,6 +586,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", nargs="+")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke test)")
+    parser.add_argument("--lenet", action="store_true",
+                        help="only the LeNet measurements (rewrites their section of the doc)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument("--only", nargs="+", choices=["losses"],
@@ -428,21 +595,42 @@ def main() -> int:
                         "just them in docs/benchmarks.md")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(bench_backend(args.worker, args.quick, args.only)))
+        if args.lenet:
+            print(json.dumps(bench_lenet(args.worker, args.quick)))
+        else:
+            print(json.dumps(bench_backend(args.worker, args.quick, args.only)))
         return 0
     import d2lparams as d2p
 
     names = args.backends or d2p.available_backends()
-    results = {}
+    results: dict = {}
+    lenet: dict = {}
     for name in names:
-        extra = (["--quick"] if args.quick else []) + (["--only", *args.only] if args.only else [])
-        proc = subprocess.run([sys.executable, "-P", __file__, "--worker", name] + extra,
-                              capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return 1
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-        if not args.only:
+        if args.only:
+            extra = (["--quick"] if args.quick else []) + (["--only", *args.only] if args.only else [])
+            proc = subprocess.run([sys.executable, "-P", __file__, "--worker", name] + extra,
+                                  capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                return 1
+            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            if not args.only:
+                results[name]["imports"] = import_times(name, 1 if args.quick else 3)
+            print(f"measured {name}", file=sys.stderr)
+            continue
+        for only_lenet in ([True] if args.lenet else [False, True]):
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+            if only_lenet:
+                env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            proc = subprocess.run(
+                [sys.executable, "-P", __file__, "--worker", name]
+                + (["--quick"] if args.quick else []) + (["--lenet"] if only_lenet else []),
+                capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                return 1
+            (lenet if only_lenet else results)[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        if not args.lenet:
             results[name]["imports"] = import_times(name, 1 if args.quick else 3)
         print(f"measured {name}", file=sys.stderr)
     if args.only:
@@ -454,10 +642,16 @@ def main() -> int:
             with open(path, "w") as fh:
                 fh.write(text)
         return 0
-    text = report(results)
+    path = os.path.join(ROOT, "docs", "benchmarks.md")
+    section = lenet_report(lenet)
+    if args.lenet:
+        with open(path) as fh:
+            text = replace_section(fh.read(), section)
+    else:
+        text = report(results).replace(NOTES, section + "\n" + NOTES)
     print(text)
     if not args.no_write:
-        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as fh:
+        with open(path, "w") as fh:
             fh.write(text)
     return 0
 
@@ -525,6 +719,68 @@ def update_rows(text: str, results: dict, keys: list) -> str:
             lines.insert(end, _row(key, cells))
             end += 1
     return "\n".join(lines)
+
+
+LENET_BEGIN, LENET_END = "<!-- lenet: benchmarks/run.py --lenet -->", "<!-- /lenet -->"
+
+LENET_NOTES = """- d2lparams' `chapter.lenet()` (NCHW input on every backend) against d2l's LeNet written
+  with the framework's own layers as its users write it: PyTorch and Paddle as above, Gluon
+  and Keras with the activations fused into `Conv2D`/`Dense`, Keras on NHWC images (its
+  native layout). Both hold the same weights and give the same outputs. The training step
+  is forward, backward (MSE) and SGD at batch 256.
+- Keras: TensorFlow's CPU kernels have no NCHW convolution or pooling at all ("The Conv2D op
+  currently only supports the NHWC tensor format on the CPU"), so d2lparams' Keras layers
+  transpose NCHW to NHWC around their kernel. Inside a `Sequential`, consecutive
+  conv/pool/BatchNorm2d layers and the element-wise activations between them exchange NHWC
+  tensors directly, so LeNet pays two transposes in all (the 1-channel input, and the
+  16×5×5 maps before `Flatten`). *layers called one by one* calls the same layers
+  separately, each transposing its input and output (what a custom `forward` calling
+  conv layers pays); its ratio is against the chained `Sequential`.
+- Measured on a 2-core machine shared with other jobs, with few rounds (LeNet only: `python
+  benchmarks/run.py --lenet`), each framework with one intra-op thread on both sides
+  (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`, TensorFlow's threading config): with
+  two threads on a busy machine, an OpenMP thread waiting for the other core made torch's
+  batch-1 forward 100× slower, on both sides alike. Even so, successive runs of one
+  measurement differ by up to ±15% here (other jobs share the cores): a ratio that misses
+  its target by less than that is not a measured overhead; rerun it on a quiet machine.
+- Batch 1 has no target: d2lparams' LeNet has twelve layers where Gluon's and Keras' fused
+  activations make eight, and a Keras layer call costs about half a millisecond eagerly.
+"""
+
+
+def lenet_report(results: dict) -> str:
+    names = list(results)
+    lines = [LENET_BEGIN, "## LeNet (convolution)", "",
+             "| measurement | target | " + " | ".join(names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    keys = list(LENET_TARGETS) + ["LeNet forward, batch 256, layers called one by one"]
+    for key in keys:
+        if not any(key in results[n] for n in names):
+            continue
+        target = LENET_TARGETS.get(key)
+        cells = []
+        for n in names:
+            if key not in results[n]:
+                cells.append("—")
+                continue
+            ours, native = results[n][key]
+            ratio = ours / native
+            mark = "" if target is None or ratio <= target else " (missed)"
+            cells.append(f"{ratio:.2f}× ({ours * 1e3:.3g} ms vs {native * 1e3:.3g} ms){mark}")
+        lines.append(f"| {key} | {'≤ ' + format(target, '.2f') + '×' if target else '—'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", LENET_NOTES, LENET_END, ""])
+
+
+def replace_section(text: str, section: str) -> str:
+    """``text`` with its LeNet section replaced (or added before the notes)."""
+    if LENET_BEGIN in text and LENET_END in text:
+        start, end = text.index(LENET_BEGIN), text.index(LENET_END) + len(LENET_END) + 1
+        return text[:start] + section + text[end:]
+    anchor = "## Reading the numbers"
+    if anchor in text:
+        return text.replace(anchor, section + "\n" + anchor)
+    return text + "\n" + section
 
 
 def report(results: dict) -> str:

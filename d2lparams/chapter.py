@@ -18,7 +18,7 @@ from ._tensor import rand
 
 __all__ = [
     "CenteredLayer", "ChapterInit", "FixedHiddenMLP", "MLP", "MyLinear", "MySequential",
-    "block1", "block2", "rgnet", "seed_net", "tied_net",
+    "block1", "block2", "lenet", "rgnet", "seed_net", "tied_net",
 ]
 
 
@@ -53,6 +53,30 @@ def block2(*, backend: str | None = None) -> nn.Sequential:
 def rgnet(*, backend: str | None = None) -> nn.Sequential:
     """The chapter's nested network ``Sequential(block2(), Linear(4, 1))``."""
     return nn.Sequential(block2(backend=backend), nn.Linear(4, 1, backend=backend))
+
+
+def lenet(*, backend: str | None = None) -> nn.Sequential:
+    """d2l's LeNet-5 for ``(N, 1, 28, 28)`` images: two sigmoid convolutions with average
+    pooling, then three Linear layers (``Flatten`` gives PyTorch's channel-major order on
+    every backend, so one state dict fits all of them).
+
+    Examples:
+        >>> from d2lparams import chapter
+        >>> net = chapter.lenet(backend="torch")
+        >>> net.num_parameters(), net[0].weight.shape, net[7].weight.shape
+        (61706, (6, 1, 5, 5), (400, 120))
+    """
+    b = backend
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2, backend=b), nn.Sigmoid(backend=b),
+        nn.AvgPool2d(kernel_size=2, stride=2, backend=b),
+        nn.Conv2d(6, 16, kernel_size=5, backend=b), nn.Sigmoid(backend=b),
+        nn.AvgPool2d(kernel_size=2, stride=2, backend=b),
+        nn.Flatten(backend=b),
+        nn.Linear(16 * 5 * 5, 120, backend=b), nn.Sigmoid(backend=b),
+        nn.Linear(120, 84, backend=b), nn.Sigmoid(backend=b),
+        nn.Linear(84, 10, backend=b),
+    )
 
 
 class ChapterInit(init.Initializer):

@@ -155,7 +155,7 @@ def _draw(p, array: np.ndarray, *, finite: bool = False):
 
 def _native(p, kind: str, **spec):
     check_not_recording(p)
-    p._adapter.init_native(p.native, kind, transposed=p._transposed, **spec)
+    p._adapter.init_native(p.native, kind, p._layout, **spec)
     return p
 
 
@@ -383,7 +383,7 @@ def default_scheme(backend: str | None = None) -> Scheme:
     Examples:
         >>> from d2lparams import init
         >>> print(init.default_scheme("mxnet"))
-        mxnet: weight U(±0.07), bias zeros
+        mxnet: weight U(±0.07), bias zeros; conv2d: weight U(±0.07), bias zeros
     """
     cls = _registry.adapter_class(backend if backend is not None else _registry.get_backend())
     scheme = cls.default_init
@@ -393,7 +393,7 @@ def default_scheme(backend: str | None = None) -> Scheme:
 
 
 def reset_(module, scheme: str | Scheme | None = None):
-    """Re-initialize every layer with weights under ``module`` (Linear, ...) with a
+    """Re-initialize every layer with weights under ``module`` (Linear, Conv2d) with a
     backend's default scheme, drawn from the portable generator (so it is the same on every
     backend). ``scheme`` is a backend name (any registered one) or a :class:`Scheme`; the
     module's own backend when omitted.
@@ -414,7 +414,7 @@ def reset_(module, scheme: str | Scheme | None = None):
     layers = [m for m in module.modules() if getattr(type(m), "_kind", None) in _WEIGHTED]
     if not layers:
         raise ValueError(
-            f"init.reset_ found no nn.Linear (nor another layer with weights) in "
+            f"init.reset_ found no nn.Linear (nor another layer with weights, like nn.Conv2d) in "
             f"{type(module).__name__}; nothing to initialize"
         )
     rng = generator()
@@ -429,4 +429,4 @@ def reset_(module, scheme: str | Scheme | None = None):
 
 
 #: layer kinds whose weight and bias follow a framework's default scheme
-_WEIGHTED = ("linear",)
+_WEIGHTED = ("linear", "conv2d")

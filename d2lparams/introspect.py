@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from . import _registry, _state
-from .nn import layers
+from .nn import conv, layers
 from .nn.module import Module
 from .nn.parameter import Parameter
 
@@ -153,6 +153,8 @@ def _wrap(ad, native, memo: dict) -> Module:
             use_bias=bool(options.get("bias", True)), _native=native, _pending_init=None,
             _options=dict(options), _activation=info.get("activation"),
         )
+    elif kind in conv.KINDS:
+        module = conv.wrapped(ad, kind, native, options)
     elif kind in layers._STATELESS:
         cls = layers._STATELESS[kind]
         module = cls.__new__(cls)

@@ -20,7 +20,7 @@ import numpy as np
 from . import init, nn, ops, optim
 from ._tensor import seed, tensor, to_numpy
 from .autograd import backward
-from .chapter import CenteredLayer, ChapterInit, MyLinear, rgnet, seed_net, tied_net
+from .chapter import CenteredLayer, ChapterInit, MyLinear, lenet, rgnet, seed_net, tied_net
 from .data import minibatches, synthetic_images
 from .introspect import tied_parameters
 from .io import load, save
@@ -336,6 +336,69 @@ MEASURES = {
     "save/load across backends": "outputs after loading each other backend's checkpoint",
 }
 
+
+def _conv(x, w, b, pad):
+    """float64 cross-correlation of NCHW ``x`` with ``(out, in, kh, kw)`` ``w`` (stride 1)."""
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, w.shape[2:], axis=(2, 3))
+    return np.einsum("nchwij,ocij->nohw", windows, w) + b[None, :, None, None], windows
+
+
+def _conv_back(g, windows, w, pad):
+    """Gradients of a :func:`_conv` w.r.t. its input, weight and bias."""
+    kh, kw = w.shape[2:]
+    gp = np.pad(g, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+    gw = np.lib.stride_tricks.sliding_window_view(gp, (kh, kw), axis=(2, 3))
+    dx = np.einsum("nohwij,ocij->nchw", gw, w[:, :, ::-1, ::-1])
+    dx = dx[:, :, pad:dx.shape[2] - pad, pad:dx.shape[3] - pad]
+    return dx, np.einsum("nchwij,nohw->ocij", windows, g), g.sum((0, 2, 3))
+
+
+def _avg_pool(x):  # 2×2, stride 2
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5))
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def lenet_scenario():
+    """d2l's LeNet (conv, avg-pool, Flatten, Linear): forward and every gradient."""
+    seed(0)
+    net = lenet()
+    init.reset_(net, "torch")  # one state dict for every backend
+    p = {k: v.astype(np.float64) for k, v in net.state_dict().items()}
+    rng = np.random.default_rng(0)
+    X = rng.random((4, 1, 28, 28)).astype(np.float32)
+    G = rng.standard_normal((4, 10)).astype(np.float32)
+    a0, w0 = _conv(X.astype(np.float64), p["0.weight"], p["0.bias"], 2)
+    s1 = _sigmoid(a0)
+    a2 = _avg_pool(s1)
+    a3, w3 = _conv(a2, p["3.weight"], p["3.bias"], 0)
+    s4 = _sigmoid(a3)
+    f = _avg_pool(s4).reshape(4, -1)  # channel-major, PyTorch's Flatten
+    s8 = _sigmoid(f @ p["7.weight"] + p["7.bias"])
+    s10 = _sigmoid(s8 @ p["9.weight"] + p["9.bias"])
+    out = s10 @ p["11.weight"] + p["11.bias"]
+    g = {"11.weight": s10.T @ G, "11.bias": G.sum(0)}
+    gh = (G @ p["11.weight"].T) * s10 * (1 - s10)
+    g.update({"9.weight": s8.T @ gh, "9.bias": gh.sum(0)})
+    gh = (gh @ p["9.weight"].T) * s8 * (1 - s8)
+    g.update({"7.weight": f.T @ gh, "7.bias": gh.sum(0)})
+    gp = (gh @ p["7.weight"].T).reshape(4, 16, 5, 5)
+    ga3 = np.repeat(np.repeat(gp, 2, 2), 2, 3) / 4 * s4 * (1 - s4)
+    ga2, g["3.weight"], g["3.bias"] = _conv_back(ga3, w3, p["3.weight"], 0)
+    ga0 = np.repeat(np.repeat(ga2, 2, 2), 2, 3) / 4 * s1 * (1 - s1)
+    _, g["0.weight"], g["0.bias"] = _conv_back(ga0, w0, p["0.weight"], 2)
+    dev = _dev(to_numpy(net(X)), out)
+    Gt = tensor(G, backend=net.backend)
+    backward(lambda: ops.sum(net(tensor(X, backend=net.backend)) * Gt))
+    for name, param in net.named_parameters():
+        dev = max(dev, _dev(param.grad, g[name]))
+    return dev, {"native_shape": list(net[0].weight.native_shape)}
+
+
 #: name -> (function, tolerance of its deviation)
 SCENARIOS = OrderedDict([
     ("build", (build, TOLERANCE)), ("access", (access, TOLERANCE)),
@@ -345,6 +408,8 @@ SCENARIOS = OrderedDict([
     ("optimizer groups", (optimizer_groups, TOLERANCE)),
     ("softmax regression", (softmax_regression, TOLERANCE)),
     ("mlp classification", (mlp_classification, TOLERANCE)),
+
+    ("lenet", (lenet_scenario, TOLERANCE)),
     # statistical: the std of 90,000 draws against the formula's
     ("native defaults", (native_defaults, 0.05)),
 ])

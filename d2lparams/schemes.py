@@ -125,7 +125,7 @@ class Scheme:
     Examples:
         >>> from d2lparams import init
         >>> print(init.default_scheme("mxnet"))
-        mxnet: weight U(±0.07), bias zeros
+        mxnet: weight U(±0.07), bias zeros; conv2d: weight U(±0.07), bias zeros
     """
 
     name: str

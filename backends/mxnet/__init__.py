@@ -55,6 +55,17 @@ Quirks absorbed by the adapter:
     * ops: ``nd.dot`` contracts the last axis of ``a`` with the first of ``b``; batched
       ``matmul`` goes through ``nd.batch_dot`` with broadcast batch axes. Legacy ``reshape``
       gives 0 and negative codes special meanings; ``reshape`` resolves ``-1`` itself.
+    * convolution: Gluon is NCHW with ``(out, in/groups, kh, kw)`` weights, as PyTorch.
+      Its padding is symmetric only: PyTorch's ``"same"`` with an odd total (an even
+      kernel) pads the input explicitly (``F.pad``) first. Lazy: ``in_channels=0``, the
+      weight ``(out, 0, kh, kw)`` until the first call; the subclasses check the input in
+      ``forward``, before the deferred initialization infers a shape from it.
+      ``AvgPool2D`` counts the padding (``count_include_pad=True``, its default); adaptive
+      pooling is ``contrib.AdaptiveAvgPooling2D`` (PyTorch's bins). ``BatchNorm`` takes any
+      rank: the adapter's ``BatchNorm2D`` is its PyTorch-meaning ``BatchNorm`` over (N, H,
+      W). The oneDNN frozen-weight bias bug of ``FullyConnected`` does not show on
+      ``Convolution`` here (tested).
+    * conv defaults: ``initialize()`` gives ``U(±0.07)`` weights, zero biases.
 """
 
 from d2lparams.schemes import Constant, Scheme, Uniform
@@ -73,7 +84,8 @@ class MXNetBackend(TapeBackend):
     preload_rank = 40
     default_priority = 40
     color = "#1f77b4"
-    default_init = Scheme("mxnet", linear=(Uniform(0.07), Constant(0.0)))
+    default_init = Scheme("mxnet", linear=(Uniform(0.07), Constant(0.0)),
+                          others={"conv2d": (Uniform(0.07), Constant(0.0))})
     linear_weight_transposed = True
     implementation = "adapter:MXNetAdapter"
 

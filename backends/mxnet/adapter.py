@@ -8,10 +8,12 @@ import weakref
 
 import numpy as np
 
+from d2lparams._conv import same_padding
 from d2lparams.nn.parameter import Parameter
 
 from ..base import defer_operators, param_hooks
 from . import MXNetBackend
+from . import layers as _layers
 from .layers import (
     BatchNorm,
     BufferTensor,
@@ -44,6 +46,9 @@ def _sum(self, x, dim, keepdim):
 def _concat(self, tensors, dim):
     ndim = tensors[0].ndim
     return nd.concat(*tensors, dim=dim % ndim if ndim else 0)
+
+
+_CONV_KINDS = ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm2d")
 
 
 class MXNetAdapter(MXNetBackend):
@@ -232,7 +237,7 @@ class MXNetAdapter(MXNetBackend):
             names.setdefault(id(p), p.name)
         return names
 
-    def init_native(self, param, kind, transposed, **spec) -> None:
+    def init_native(self, param, kind, layout, **spec) -> None:
         shape = tuple(param.shape)  # the stored (native) shape
         if param._data is None:
             raise ValueError(
@@ -264,10 +269,11 @@ class MXNetAdapter(MXNetBackend):
                 else:
                     initializer = mx.init.Xavier("gaussian", "avg", gain2)
             elif kind in ("kaiming_uniform", "kaiming_normal"):
-                # mxnet's fan_in is the native shape[1]: the canonical fan_in when the native
-                # layout is the transpose (a Linear weight), the canonical fan_out otherwise.
+                # mxnet's fans are PyTorch's rule on the native shape (fan_in = shape[1]·kh·kw):
+                # right for a Linear weight stored (out, in) and a conv weight (out, in, kh,
+                # kw); a 2-D parameter stored canonically (in, out) has them swapped.
                 native_in = spec["mode"] == "fan_in"
-                if not transposed:
+                if layout is None and len(shape) == 2:
                     native_in = not native_in
                 factor = "in" if native_in else "out"
                 gain2 = spec["gain"] ** 2
@@ -308,14 +314,49 @@ class MXNetAdapter(MXNetBackend):
         elif kind == "dropout":
             # inverted dropout in train_mode(), identity in predict_mode()
             return nn.Dropout(options["p"])
+        elif kind in _CONV_KINDS:
+            layer = self._conv_layer(kind, options)
+            layer._d2p_check = options["check"]
+            if kind in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
+                return layer
+            for p in layer.collect_params().values():
+                if p._differentiable:
+                    self._track(p)
+                    p._d2p_owner = weakref.ref(layer)
         else:
             raise ValueError(f"unknown layer kind {kind!r}")
         # Gluon's default: U(±0.07) weight, zero bias; BatchNorm gamma 1, beta 0, mean 0, var 1
         layer.initialize(ctx=self._ctx)
         return layer
 
+    def _conv_layer(self, kind, options):
+        """Gluon's own NCHW conv/pool/batch-norm blocks (the subclasses call ``check`` first)."""
+        if kind == "conv2d":
+            padding, pad = options["padding"], None
+            if padding == "valid":
+                padding = (0, 0)
+            elif padding == "same":
+                t, b, left, r = same_padding(options["kernel_size"], options["dilation"])
+                padding = (t, left)
+                if (t, left) != (b, r):  # an odd total: pad explicitly, asymmetrically
+                    padding, pad = (0, 0), (t, b, left, r)
+            layer = _layers.Conv2D(
+                options["out_channels"], options["kernel_size"], strides=options["stride"],
+                padding=padding, dilation=options["dilation"], groups=options["groups"],
+                use_bias=options["bias"], in_channels=options["in_channels"] or 0)
+            layer._d2p_pad = pad
+            return layer
+        if kind == "max_pool2d":
+            return _layers.MaxPool2D(options["kernel_size"], options["stride"], options["padding"])
+        if kind == "avg_pool2d":  # count_include_pad=True: Gluon's default and PyTorch's
+            return _layers.AvgPool2D(options["kernel_size"], options["stride"],
+                                     options["padding"], count_include_pad=True)
+        if kind == "adaptive_avg_pool2d":
+            return _layers.AdaptiveAvgPool2D(options["output_size"])
+        return _layers.BatchNorm2D(options["num_features"], options["eps"], options["momentum"])
+
     def layer_state(self, native, kind):
-        if kind == "batch_norm":
+        if kind in ("batch_norm", "batch_norm2d"):
             return {"weight": native.gamma, "bias": native.beta,
                     "running_mean": native.running_mean, "running_var": native.running_var}
         weight = native.weight
@@ -413,6 +454,9 @@ class MXNetAdapter(MXNetBackend):
             return {"kind": "softmax", "options": {"dim": native._axis}}
         if type(native) is nn.Flatten:
             return {"kind": "flatten"}
+        conv = self._inspect_conv(native)
+        if conv is not None:
+            return conv
         identity = getattr(getattr(gluon, "contrib", None), "nn", None)
         if type(native) is Identity or (
             identity is not None and type(native) is getattr(identity, "Identity", None)
@@ -430,6 +474,45 @@ class MXNetAdapter(MXNetBackend):
                 buffers.append((pname, p))
         return {"kind": "module", "children": children, "parameters": parameters,
                 "buffers": buffers}
+
+    def _inspect_conv(self, native) -> dict | None:
+        """Gluon's NCHW conv and pooling blocks and d2lparams' BatchNorm2D. A ``Conv2D`` built
+        with ``activation=`` keeps it (its own forward applies it), as a ``Dense`` does. A
+        plain ``gluon.nn.BatchNorm`` takes any rank: it stays a module."""
+        nn = gluon.nn
+        kwargs = getattr(native, "_kwargs", {})
+        if kwargs.get("layout", "NCHW") != "NCHW":
+            return None
+        if isinstance(native, nn.Conv2D) and type(native).__name__ != "Conv2DTranspose":
+            pad = getattr(native, "_d2p_pad", None)
+            in_channels = native.weight.shape[1] * kwargs["num_group"]
+            self._track(native.weight)
+            self._track(native.bias)
+            return {"kind": "conv2d", "options": {
+                "in_channels": None if in_channels == 0 else in_channels,
+                "out_channels": int(kwargs["num_filter"]), "kernel_size": kwargs["kernel"],
+                "stride": kwargs["stride"], "padding": "same" if pad else kwargs["pad"],
+                "dilation": kwargs["dilate"], "groups": int(kwargs["num_group"]),
+                "bias": not kwargs["no_bias"]}}
+        if isinstance(native, (nn.MaxPool2D, nn.AvgPool2D, nn.GlobalAvgPool2D)) \
+                and kwargs.get("pooling_convention") in ("valid", "full"):
+            if kwargs["global_pool"]:
+                if kwargs["pool_type"] == "avg":
+                    return {"kind": "adaptive_avg_pool2d", "options": {"output_size": (1, 1)}}
+                return None
+            if kwargs["pooling_convention"] != "valid" or (
+                    kwargs["pool_type"] == "avg" and not kwargs.get("count_include_pad", True)):
+                return None
+            kind = "max_pool2d" if kwargs["pool_type"] == "max" else "avg_pool2d"
+            return {"kind": kind, "options": {"kernel_size": kwargs["kernel"],
+                                              "stride": kwargs["stride"], "padding": kwargs["pad"]}}
+        if isinstance(native, _layers.AdaptiveAvgPool2D):
+            return {"kind": "adaptive_avg_pool2d", "options": {"output_size": native._output_size}}
+        if isinstance(native, _layers.BatchNorm2D):
+            return {"kind": "batch_norm2d", "options": {
+                "num_features": int(native.gamma.shape[0]), "eps": native._kwargs["eps"],
+                "momentum": native._d2p_momentum}}
+        return None
 
     def call(self, native, args, training):
         mode = autograd.train_mode() if training else autograd.predict_mode()
@@ -628,3 +711,30 @@ defer_operators(nd.NDArray, ("__add__", "__sub__", "__mul__", "__truediv__", "__
                              "__pow__", "__mod__", "__iadd__", "__isub__", "__imul__",
                              "__itruediv__", "__idiv__", "__imod__", "__lt__", "__le__",
                              "__gt__", "__ge__"), Parameter)
+
+def _conv2d(self, x, weight, bias, stride, padding, dilation, groups):
+    kernel = tuple(weight.shape[2:])
+    if padding == "valid":
+        padding = (0, 0)
+    elif padding == "same":  # symmetric where the total is even, else padded explicitly
+        t, b, left, r = same_padding(kernel, dilation)
+        padding = (t, left)
+        if (t, left) != (b, r):
+            x = nd.pad(x, mode="constant", pad_width=(0, 0, 0, 0, t, b, left, r))
+            padding = (0, 0)
+    options = {"kernel": kernel, "stride": stride, "dilate": dilation, "pad": padding,
+               "num_filter": weight.shape[0], "num_group": groups}
+    if bias is None:
+        return nd.Convolution(x, weight, no_bias=True, **options)
+    return nd.Convolution(x, weight, bias, **options)
+
+
+# convolution and pooling ops (NCHW, canonical weight)
+MXNetAdapter.ops_table = {
+    **MXNetAdapter.ops_table,
+    "conv2d": _conv2d,
+    "max_pool2d": lambda self, x, kernel, stride, padding: nd.Pooling(
+        x, kernel=kernel, stride=stride, pad=padding, pool_type="max"),
+    "avg_pool2d": lambda self, x, kernel, stride, padding: nd.Pooling(
+        x, kernel=kernel, stride=stride, pad=padding, pool_type="avg", count_include_pad=True),
+}

@@ -19,8 +19,9 @@ with warnings.catch_warnings():
     import mxnet as mx
     from mxnet import autograd, gluon, nd
 
-__all__ = ["BatchNorm", "BufferTensor", "Custom", "Dense", "Identity", "ModuleList",
-           "Sequential", "Softmax", "autograd", "gluon", "mx", "nd", "split_bias"]
+__all__ = ["AdaptiveAvgPool2D", "AvgPool2D", "BatchNorm", "BatchNorm2D", "BufferTensor",
+           "Conv2D", "Custom", "Dense", "Identity", "MaxPool2D", "ModuleList", "Sequential",
+           "Softmax", "autograd", "gluon", "mx", "nd", "split_bias"]
 
 
 class Custom(gluon.Block):
@@ -119,14 +120,17 @@ class BatchNorm(gluon.nn.BatchNorm):
         )
         self._d2p_momentum = momentum
 
+    #: the input ranks this layer takes
+    _d2p_ranks: tuple[int, ...] = (2, 3)
+
     def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
         if F is not nd:
             return gluon.nn.BatchNorm.hybrid_forward(
                 self, F, x, gamma, beta, running_mean, running_var)
-        if x.ndim not in (2, 3):
+        if x.ndim not in self._d2p_ranks:
             raise ValueError(f"BatchNorm1d expects (N, C) or (N, C, L) input, got shape {x.shape}")
-        axes = (0,) if x.ndim == 2 else (0, 2)
-        shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
+        axes = tuple(a for a in range(x.ndim) if a != 1)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
         eps = self._kwargs["eps"]
         if autograd.is_training():
             n = x.size // x.shape[1]
@@ -159,3 +163,63 @@ class BufferTensor(nd.NDArray):
     def __array__(self, dtype=None, copy=None):
         value = self.asnumpy()
         return value if dtype is None else value.astype(dtype)
+
+
+# -- convolution and pooling: Gluon's own blocks, with d2lparams' input check first ----------
+class Conv2D(gluon.nn.Conv2D):
+    """``gluon.nn.Conv2D`` (NCHW) that calls d2lparams' input check (``_d2p_check``) before
+    computing (before a deferred initialization infers its shape). Gluon's padding is
+    symmetric: PyTorch's ``"same"`` with an even total (``_d2p_pad``: top, bottom, left,
+    right) pads the input explicitly first."""
+
+    _d2p_pad = None
+
+    def forward(self, x, *args):
+        self._d2p_check(x.shape)
+        return gluon.nn.Conv2D.forward(self, x, *args)
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        if self._d2p_pad is not None:
+            t, b, left, r = self._d2p_pad
+            x = F.pad(x, mode="constant", pad_width=(0, 0, 0, 0, t, b, left, r))
+        return gluon.nn.Conv2D.hybrid_forward(self, F, x, weight, bias)
+
+
+class MaxPool2D(gluon.nn.MaxPool2D):
+    def forward(self, x, *args):
+        self._d2p_check(x.shape)
+        return gluon.nn.MaxPool2D.forward(self, x, *args)
+
+
+class AvgPool2D(gluon.nn.AvgPool2D):
+    def forward(self, x, *args):
+        self._d2p_check(x.shape)
+        return gluon.nn.AvgPool2D.forward(self, x, *args)
+
+
+class AdaptiveAvgPool2D(gluon.HybridBlock):
+    """PyTorch's adaptive average pooling (``contrib.AdaptiveAvgPooling2D``, same bins)."""
+
+    def __init__(self, output_size):
+        gluon.HybridBlock.__init__(self)
+        self._output_size = tuple(output_size)
+
+    def forward(self, x, *args):
+        self._d2p_check(x.shape)
+        return gluon.HybridBlock.forward(self, x, *args)
+
+    def hybrid_forward(self, F, x):
+        return F.contrib.AdaptiveAvgPooling2D(x, output_size=self._output_size)
+
+    def __repr__(self):
+        return f"AdaptiveAvgPool2D(output_size={self._output_size})"
+
+
+class BatchNorm2D(BatchNorm):
+    """:class:`BatchNorm` over the channels of ``(N, C, H, W)`` input."""
+
+    _d2p_ranks = (4,)
+
+    def forward(self, x, *args):
+        self._d2p_check(x.shape)
+        return BatchNorm.forward(self, x, *args)

@@ -32,6 +32,17 @@ Quirks absorbed by the adapter:
     * ``paddle.var`` logs a C++ "run type promotion" warning; the BatchNorm fix avoids it.
     * ``loss.backward()`` on a loss that needs no gradient (everything frozen) silently does
       nothing, where torch raises; d2lparams inherits paddle's silence (no grads appear).
+    * convolution: paddle is NCHW with ``(out, in/groups, kh, kw)`` weights, as PyTorch. Its
+      ``padding="SAME"`` gives other values than PyTorch's once dilated (measured), so
+      ``"same"`` is passed as explicit ``[top, bottom, left, right]``. ``AvgPool2D`` does not
+      count the padding by default (``exclusive=True``): built with ``exclusive=False``.
+      No lazy conv: the adapter's ``LazyConv2D`` builds for ``in_channels=groups``, drops
+      that weight at once and creates the real one at the first call with
+      ``paddle.nn.Conv2D``'s own ``create_parameter`` call and default initializer (it
+      re-decides paddle's depthwise kernel choice then). ``BatchNorm2D``: as ``BatchNorm1D``.
+    * conv defaults: ``Normal(0, √(2/(in_channels·kh·kw)))`` weight (measured; the whole
+      ``in_channels`` even with ``groups > 1``, where PyTorch's fan is ``in/groups``), zero
+      bias.
 """
 
 from d2lparams.schemes import Constant, Scheme, VarianceScaling
@@ -61,5 +72,7 @@ class PaddleBackend(TapeBackend):
     color = "#2e7d32"
     default_init = Scheme(
         "paddle", linear=(VarianceScaling(
-        1.0, "fan_avg", "uniform", label="Xavier uniform U(±√(6/(fan_in+fan_out)))"), Constant(0.0)))
+        1.0, "fan_avg", "uniform", label="Xavier uniform U(±√(6/(fan_in+fan_out)))"), Constant(0.0)),
+        # Conv2D: Normal(0, √(2/(in_channels·kh·kw))), measured; = fan_in unless groups > 1
+        others={"conv2d": (VarianceScaling(2.0, "fan_in", "normal"), Constant(0.0))})
     implementation = "adapter:PaddleAdapter"

@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from d2lparams._conv import same_padding
 from d2lparams.nn.parameter import Parameter
 
 from ..base import defer_operators
 from . import PaddleBackend
+from . import layers as _layers
 from .layers import BatchNorm1D, Custom, F, LazyLinear, paddle
 
 _ACTIVATIONS = {"relu": paddle.nn.ReLU, "sigmoid": paddle.nn.Sigmoid, "tanh": paddle.nn.Tanh,
@@ -28,6 +30,30 @@ def _log_softmax(self, x, dim):
     # x - logsumexp(x) has a gradient 3x less exact than this composition
     shifted = x - paddle.max(x, axis=dim, keepdim=True).detach()
     return shifted - paddle.log(paddle.sum(paddle.exp(shifted), axis=dim, keepdim=True))
+
+_CONV_KINDS = ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm2d")
+
+
+def _padding(options):
+    """A conv padding for paddle: its ``"SAME"`` gives other values than PyTorch's once
+    dilated, so ``"same"`` is given as explicit ``[top, bottom, left, right]``; ``"valid"``
+    is paddle's own."""
+    padding = options["padding"]
+    if padding == "same":
+        return list(same_padding(options["kernel_size"], options["dilation"]))
+    return padding
+
+
+def _pair_padding(padding):
+    """Paddle's symmetric padding as a pair (int, [h, w], [t, b, l, r]); ``None`` otherwise."""
+    if isinstance(padding, int):
+        return padding, padding
+    if isinstance(padding, (list, tuple)) and all(isinstance(p, int) for p in padding):
+        if len(padding) == 2:
+            return tuple(padding)
+        if len(padding) == 4 and padding[0] == padding[1] and padding[2] == padding[3]:
+            return padding[0], padding[2]
+    return None
 
 
 class PaddleAdapter(PaddleBackend):
@@ -109,8 +135,9 @@ class PaddleAdapter(PaddleBackend):
             names.setdefault(id(b), b.name)
         return names
 
-    def init_native(self, param, kind, transposed, **spec) -> None:
-        # ``transposed`` is always False here: paddle stores the canonical (in, out) layout.
+    def init_native(self, param, kind, layout, **spec) -> None:
+        # ``layout`` is always None here: paddle stores the canonical layouts, and its
+        # initializers take the fans explicitly.
         inits = paddle.nn.initializer
         initializer: Any
         if kind == "uniform":
@@ -169,10 +196,34 @@ class PaddleAdapter(PaddleBackend):
             # paddle's momentum weighs the running value: 1 - torch's momentum
             return BatchNorm1D(options["num_features"], momentum=1.0 - options["momentum"],
                                epsilon=options["eps"])
+        if kind in _CONV_KINDS:
+            native = self._conv_layer(kind, dict(options))
+            native._d2p_check = options["check"]
+            return native
         return _ACTIVATIONS[kind]()
 
+    def _conv_layer(self, kind, options):
+        """Paddle's own conv/pool/batch-norm layers (the subclasses call ``check`` first)."""
+        if kind == "conv2d":
+            conv = {"stride": options["stride"], "dilation": options["dilation"],
+                    "groups": options["groups"], "padding": _padding(options),
+                    "bias_attr": None if options["bias"] else False}
+            if options["in_channels"] is None:
+                return _layers.LazyConv2D(options["out_channels"], options["kernel_size"], **conv)
+            return _layers.Conv2D(options["in_channels"], options["out_channels"],
+                                  options["kernel_size"], **conv)
+        if kind == "max_pool2d":
+            return _layers.MaxPool2D(options["kernel_size"], options["stride"], options["padding"])
+        if kind == "avg_pool2d":  # exclusive=False: the padding counts, PyTorch's default
+            return _layers.AvgPool2D(options["kernel_size"], options["stride"],
+                                     options["padding"], exclusive=False)
+        if kind == "adaptive_avg_pool2d":
+            return _layers.AdaptiveAvgPool2D(options["output_size"])
+        return _layers.BatchNorm2D(options["num_features"], momentum=1.0 - options["momentum"],
+                                   epsilon=options["eps"])
+
     def layer_state(self, native, kind):
-        if kind == "batch_norm":
+        if kind in ("batch_norm", "batch_norm2d"):
             return {"weight": native.weight, "bias": native.bias,
                     "running_mean": native._mean, "running_var": native._variance}
         if native.weight is None:
@@ -218,6 +269,9 @@ class PaddleAdapter(PaddleBackend):
             return {"kind": "softmax", "options": {"dim": int(native._axis)}}
         if type(native) is nn.Flatten and native.start_axis == 1 and native.stop_axis == -1:
             return {"kind": "flatten"}
+        conv = self._inspect_conv(native)
+        if conv is not None:
+            return conv
         children = list(native._sub_layers.items())
         if type(native) is nn.Sequential:
             return {"kind": "sequential", "children": children}
@@ -242,6 +296,44 @@ class PaddleAdapter(PaddleBackend):
     def grad_hook(self, param, fn):
         return param.register_hook(fn)
 
+    def _inspect_conv(self, native) -> dict | None:
+        """Paddle's NCHW conv/pool/BatchNorm2D layers, where their meaning is PyTorch's (a
+        wrapped native layer keeps its own forward: a native ``BatchNorm2D`` its own biased
+        running variance)."""
+        nn = paddle.nn
+        if getattr(native, "_data_format", getattr(native, "data_format", None)) != "NCHW":
+            return None
+        if isinstance(native, nn.Conv2D) and native._padding_mode == "zeros":
+            padding = _pair_padding(native._padding)
+            if isinstance(native._padding, str) and native._dilation == [1, 1]:
+                padding = native._padding.lower()
+            if padding is None:
+                return None
+            return {"kind": "conv2d", "options": {
+                "in_channels": None if native.weight is None else native._in_channels,
+                "out_channels": native._out_channels, "kernel_size": tuple(native._kernel_size),
+                "stride": tuple(native._stride), "padding": padding,
+                "dilation": tuple(native._dilation), "groups": native._groups,
+                "bias": native.bias is not None}}
+        pool = isinstance(native, nn.MaxPool2D) and not native.return_mask or isinstance(
+            native, nn.AvgPool2D) and not native.exclusive and native.divisor is None
+        if pool and not native.ceil_mode and _pair_padding(native.padding) is not None:
+            kind = "max_pool2d" if isinstance(native, nn.MaxPool2D) else "avg_pool2d"
+            return {"kind": kind, "options": {
+                "kernel_size": native.ksize, "stride": native.stride,
+                "padding": _pair_padding(native.padding)}}
+        if isinstance(native, nn.AdaptiveAvgPool2D) and None not in np.ravel(
+                [native._output_size]).tolist():
+            size = native._output_size
+            return {"kind": "adaptive_avg_pool2d", "options": {
+                "output_size": size if isinstance(size, int) else tuple(size)}}
+        if isinstance(native, nn.BatchNorm2D) and native.weight is not None \
+                and not native._use_global_stats:
+            return {"kind": "batch_norm2d", "options": {
+                "num_features": native._num_features, "eps": native._epsilon,
+                "momentum": round(1.0 - native._momentum, 12)}}
+        return None
+
     # -- gradients -----------------------------------------------------------------------------
     def record(self):
         return paddle.enable_grad()
@@ -261,3 +353,18 @@ class PaddleAdapter(PaddleBackend):
 # changes).
 defer_operators(paddle.Tensor, ("__truediv__", "__div__", "__floordiv__", "__mod__", "__lt__",
                                 "__le__", "__gt__", "__ge__"), Parameter)
+
+def _conv2d(self, x, weight, bias, stride, padding, dilation, groups):
+    padding = _padding({"padding": padding, "kernel_size": tuple(weight.shape[2:]),
+                        "dilation": dilation})
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+# convolution and pooling ops (NCHW, canonical weight)
+PaddleAdapter.ops_table = {
+    **PaddleAdapter.ops_table,
+    "conv2d": _conv2d,
+    "max_pool2d": lambda self, x, kernel, stride, padding: F.max_pool2d(x, kernel, stride, padding),
+    "avg_pool2d": lambda self, x, kernel, stride, padding: F.avg_pool2d(
+        x, kernel, stride, padding, exclusive=False),
+}

@@ -50,6 +50,27 @@ Quirks absorbed by the adapter:
     * wrap: ``keras.Sequential`` and d2lparams' containers are sequentials; a ``Dense`` is a
       linear layer even with a fused activation (the native call keeps it); any other layer is
       a module whose members are named by the attribute that holds them.
+    * convolution layout: Keras is NHWC with ``(kh, kw, in/groups, out)`` kernels, and
+      TensorFlow's CPU kernels have no NCHW convolution or pooling at all ("The Conv2D op
+      currently only supports the NHWC tensor format on the CPU"; ``data_format=
+      "channels_first"`` fails at the first call). d2lparams' Keras conv/pool layers take
+      and return NCHW and transpose around the NHWC kernel; ``layout("conv2d", "weight")``
+      is ``(3, 2, 0, 1)``, so the kernel reads as ``(out, in, kh, kw)``. The adapter's
+      ``Sequential`` lets consecutive conv/pool/BatchNorm2d layers and element-wise
+      activations exchange NHWC tensors (a context variable tells them), transposing only
+      where such a chain starts and ends (LeNet: twice).
+    * convolution padding: Keras has only ``"valid"``/``"same"``: numeric padding is explicit
+      (``tf.nn.conv2d`` paddings, ``tf.pad`` before pooling: ``-inf`` for max, zeros for
+      average, which then count as PyTorch's ``count_include_pad``). TensorFlow refuses a
+      stride > 1 with a dilation > 1 (computed at stride 1 and subsampled); its CPU
+      ``Conv2D`` has no dilated backward (``tf.nn.convolution``'s atrous form is used) and no
+      grouped kernel (Keras' XLA-compiled ``ops.conv`` is used).
+    * convolution checks: Keras' own ``input_spec`` (NHWC) is replaced by d2lparams' input
+      check; a lazy ``Conv2D`` checks in ``build``, before Keras creates the kernel. Keras
+      re-raises an exception from ``call`` with its arguments appended; the check's
+      ``ValueError`` is marked (``_keras_call_info_injected``) so it passes unchanged.
+    * conv defaults: Glorot uniform kernel (Keras' fans equal PyTorch's for conv kernels),
+      zero bias.
 """
 
 from d2lparams.schemes import Constant, Scheme, VarianceScaling
@@ -69,5 +90,6 @@ class TensorFlowBackend(TapeBackend):
     default_priority = 20
     color = "#ff8f00"
     default_init = Scheme(
-        "tensorflow", linear=(VarianceScaling(1.0, "fan_avg", "uniform"), Constant(0.0)))
+        "tensorflow", linear=(VarianceScaling(1.0, "fan_avg", "uniform"), Constant(0.0)),
+        others={"conv2d": (VarianceScaling(1.0, "fan_avg", "uniform"), Constant(0.0))})
     implementation = "adapter:TensorFlowAdapter"

@@ -13,6 +13,7 @@ from d2lparams.nn.parameter import Parameter
 
 from ..base import param_hooks
 from . import TensorFlowBackend
+from . import layers as _layers
 from .layers import (
     MODE,
     BatchNorm1d,
@@ -38,6 +39,9 @@ _ACTIVATIONS = {
     "identity": keras.layers.Identity,
     "flatten": keras.layers.Flatten,
 }
+
+
+_CONV_KINDS = ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm2d")
 
 
 class TensorFlowAdapter(TensorFlowBackend):
@@ -158,7 +162,9 @@ class TensorFlowAdapter(TensorFlowBackend):
             names.setdefault(id(var), var.path)
         return names
 
-    def init_native(self, param, kind, transposed, **spec) -> None:
+    def init_native(self, param, kind, layout, **spec) -> None:
+        # Drawn in the native shape: the distributions do not depend on the axis order, and
+        # the fans are corrected below.
         inits = keras.initializers
         shape = self.param_shape(param)
         # A fresh initializer each time: one instance draws the same values on every call.
@@ -222,10 +228,45 @@ class TensorFlowAdapter(TensorFlowBackend):
             for var in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance):
                 self._remember(var)
             return layer
+        if kind in _CONV_KINDS:
+            layer = self._conv_layer(kind, options)
+            layer._d2p_check = options["check"]
+            if kind == "batch_norm2d":
+                layer.build((None, options["num_features"], None, None))
+                layer.input_spec = None  # the input check replaces Keras' fixed-rank spec
+                self.layer_state(layer, kind)
+            elif kind == "conv2d" and options["in_channels"] is not None:
+                layer.build((None, options["in_channels"], None, None))
+                self.layer_state(layer, kind)
+            return layer
         return _ACTIVATIONS[kind]()
 
+    def _conv_layer(self, kind, options):
+        """Keras' conv/pool/batch-norm layers on NCHW tensors (``layers.py``)."""
+        if kind == "conv2d":
+            return _layers.Conv2d(options["out_channels"], options["kernel_size"],
+                                  options["stride"], options["padding"], options["dilation"],
+                                  options["groups"], options["bias"])
+        if kind == "max_pool2d":
+            return _layers.MaxPool2d(options["kernel_size"], options["stride"], options["padding"])
+        if kind == "avg_pool2d":
+            return _layers.AvgPool2d(options["kernel_size"], options["stride"], options["padding"])
+        if kind == "adaptive_avg_pool2d":
+            return _layers.AdaptiveAvgPool2d(options["output_size"])
+        # Keras' momentum is the weight of the old value: 1 - PyTorch's.
+        return _layers.BatchNorm2d(axis=1, momentum=1.0 - options["momentum"],
+                                   epsilon=options["eps"])
+
+    def layout(self, kind, name):
+        if kind == "conv2d" and name == "weight":
+            return (3, 2, 0, 1)  # Keras' kernel (kh, kw, in/groups, out) -> (out, in, kh, kw)
+        return super().layout(kind, name)
+
+    def permute(self, tensor, axes):
+        return tf.transpose(tensor, axes)
+
     def layer_state(self, native, kind):
-        if kind == "batch_norm":
+        if kind in ("batch_norm", "batch_norm2d"):
             return {"weight": native.gamma, "bias": native.beta,
                     "running_mean": native.moving_mean, "running_var": native.moving_variance}
         if not native.built:
@@ -351,6 +392,9 @@ class TensorFlowAdapter(TensorFlowBackend):
         if isinstance(native, keras.Sequential):
             return {"kind": "sequential",
                     "children": [(str(i), layer) for i, layer in enumerate(native.layers)]}
+        conv = self._inspect_conv(native)
+        if conv is not None:
+            return conv
         if isinstance(native, BatchNorm1d):
             # d2lparams' own BatchNorm1d: PyTorch's names, as nn.BatchNorm1d shows them.
             return {"kind": "module", "children": [],
@@ -364,6 +408,51 @@ class TensorFlowAdapter(TensorFlowBackend):
             return {"kind": "module", "children": members["child"],
                     "parameters": members["parameter"], "buffers": members["buffer"]}
         return self._inspect_layer(native)
+
+    def _inspect_conv(self, native) -> dict | None:
+        """Keras' Conv2D and pooling layers where PyTorch's meaning fits (``"same"`` only at
+        stride 1; pooling ``"valid"``: Keras' "same" pooling does not count the padding),
+        d2lparams' own NCHW layers, and ``GlobalAveragePooling2D(keepdims=True)``. The
+        wrapped layer keeps its own call: a Keras model written for NHWC input still takes
+        NHWC input; its kernel is shown in the canonical layout. Keras' rank-agnostic
+        ``BatchNormalization`` stays a module."""
+        layers = keras.layers
+        if isinstance(native, layers.Conv2D) and native.activation in (
+                None, keras.activations.linear) and not native.lora_enabled:
+            padding = (0, 0) if native.padding == "valid" else native.padding  # Keras' default
+            pad = getattr(native, "_d2p_pad", None)
+            if pad is not None:
+                padding = (pad[0], pad[2])
+            elif isinstance(native, _layers.Conv2d) and padding == "same":
+                padding = native._d2p_padding  # as built: a pair or "same"
+            stride = getattr(native, "_d2p_subsample", None) or native.strides
+            if padding == "same" and tuple(stride) != (1, 1):
+                return None
+            state = self.layer_state(native, "conv2d")
+            return {"kind": "conv2d", "options": {
+                "in_channels": None if state is None else
+                int(state["weight"].shape[2]) * native.groups,
+                "out_channels": int(native.filters), "kernel_size": native.kernel_size,
+                "stride": tuple(stride), "padding": padding,
+                "dilation": native.dilation_rate, "groups": int(native.groups),
+                "bias": bool(native.use_bias)}}
+        if isinstance(native, (layers.MaxPooling2D, layers.AveragePooling2D)) \
+                and native.padding == "valid":
+            pad = getattr(native, "_d2p_pad", None)
+            kind = "max_pool2d" if isinstance(native, layers.MaxPooling2D) else "avg_pool2d"
+            return {"kind": kind, "options": {
+                "kernel_size": tuple(native.pool_size), "stride": tuple(native.strides),
+                "padding": (0, 0) if pad is None else (pad[0], pad[2])}}
+        if isinstance(native, _layers.AdaptiveAvgPool2d):
+            return {"kind": "adaptive_avg_pool2d",
+                    "options": {"output_size": native._d2p_size}}
+        if type(native) is layers.GlobalAveragePooling2D and native.keepdims:
+            return {"kind": "adaptive_avg_pool2d", "options": {"output_size": (1, 1)}}
+        if isinstance(native, _layers.BatchNorm2d):
+            return {"kind": "batch_norm2d", "options": {
+                "num_features": int(native.gamma.shape[0]), "eps": float(native.epsilon),
+                "momentum": round(1.0 - float(native.momentum), 12)}}
+        return None
 
     def _inspect_layer(self, native) -> dict:
         """Any other Keras layer: its direct sub-layers and variables in tracking order,
@@ -522,3 +611,32 @@ def _parameter_to_tensor(value, dtype=None, name=None, as_ref=False):
 
 
 tf.register_tensor_conversion_function(Parameter, _parameter_to_tensor)
+
+def _pads(padding) -> tuple | None:
+    return None if tuple(padding) == (0, 0) else (padding[0], padding[0], padding[1], padding[1])
+
+
+def _conv2d(self, x, weight, bias, stride, padding, dilation, groups):
+    padding, pad = _layers.conv_padding(padding, tuple(weight.shape[2:]), stride, dilation)
+    subsample = None
+    if max(stride) > 1 and max(dilation) > 1:  # TensorFlow refuses both at once
+        subsample, stride = stride, (1, 1)
+    kernel = tf.transpose(weight, (2, 3, 1, 0))  # canonical (out, in, kh, kw) -> HWIO
+    return _layers.to_nchw(_layers.conv2d_nhwc(_layers.to_nhwc(x), kernel, bias, stride,
+                                               padding, dilation, groups, pad, subsample))
+
+
+def _pool(fill):
+    def pool(self, x, kernel, stride, padding):
+        return _layers.to_nchw(_layers.pool2d_nhwc(_layers.to_nhwc(x), kernel, stride,
+                                                   _pads(padding), fill))
+    return pool
+
+
+# convolution and pooling ops (NCHW, canonical weight), computed in NHWC
+TensorFlowAdapter.ops_table = {
+    **TensorFlowAdapter.ops_table,
+    "conv2d": _conv2d,
+    "max_pool2d": _pool(-np.inf),
+    "avg_pool2d": _pool(0.0),
+}

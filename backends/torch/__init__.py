@@ -9,6 +9,12 @@ Quirks absorbed by the adapter:
     * defaults: ``U(±1/√fan_in)`` for weight and bias.
     * gradients accumulate natively in ``.grad``; ``zero_grad`` sets it to ``None``.
     * in-place writes go through ``torch.no_grad()`` (``w += 1`` on a leaf raises otherwise).
+    * convolution: PyTorch's own layers are the reference (NCHW, weight ``(out, in/groups, kh,
+      kw)``, ``"same"`` at stride 1 only); small subclasses call d2lparams' input check before
+      computing. ``nn.LazyConv2d`` turns itself into the subclass at its first call, checking
+      the input before it learns ``in_channels`` from it. ``Conv2d`` also accepts a 3-D
+      unbatched input natively; d2lparams refuses it, as it refuses it everywhere.
+    * conv defaults: ``kaiming_uniform_(a=√5)`` is ``U(±1/√fan_in)``, bias ``U(±1/√fan_in)``.
 """
 
 from d2lparams.schemes import Scheme, VarianceScaling
@@ -29,6 +35,8 @@ class TorchBackend(TapeBackend):
     preload_rank = 30
     default_priority = 10
     color = "#ee4c2c"
-    default_init = Scheme("torch", linear=(_FAN_IN_UNIFORM, _FAN_IN_UNIFORM))
+    # Conv2d: kaiming_uniform_(a=√5) is U(±1/√fan_in) too, and so is its bias
+    default_init = Scheme("torch", linear=(_FAN_IN_UNIFORM, _FAN_IN_UNIFORM),
+                          others={"conv2d": (_FAN_IN_UNIFORM, _FAN_IN_UNIFORM)})
     linear_weight_transposed = True
     implementation = "adapter:TorchAdapter"

@@ -8,10 +8,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import TorchBackend
+from . import layers as _layers
 from .layers import Custom
 
 _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
                 "identity": nn.Identity, "flatten": nn.Flatten}
+
+
+_CONV_KINDS = {"conv2d": _layers.Conv2d, "max_pool2d": _layers.MaxPool2d,
+               "avg_pool2d": _layers.AvgPool2d, "adaptive_avg_pool2d": _layers.AdaptiveAvgPool2d,
+               "batch_norm2d": _layers.BatchNorm2d}
 
 
 class TorchAdapter(TorchBackend):
@@ -76,10 +82,12 @@ class TorchAdapter(TorchBackend):
             names.setdefault(id(b), name)
         return names
 
-    def init_native(self, param, kind, transposed, **spec) -> None:
+    def init_native(self, param, kind, layout, **spec) -> None:
         init = nn.init
-        # torch computes fan_in from dim 1: give it an (out, in) view of a canonical param.
-        out_in = param if transposed else param.T
+        # torch computes its fans from its own layout, (out, in) or (out, in, kh, kw): give it
+        # that view of the canonical parameter ((in, out) for a 2-D one).
+        canonical = param if layout is None else param.permute(layout)
+        out_in = canonical.T if canonical.ndim == 2 else canonical
         with torch.no_grad():
             if kind == "uniform":
                 init.uniform_(param, spec["low"], spec["high"])
@@ -111,10 +119,29 @@ class TorchAdapter(TorchBackend):
         if kind == "batch_norm":
             return nn.BatchNorm1d(options["num_features"], eps=options["eps"],
                                   momentum=options["momentum"])
+        if kind in _CONV_KINDS:
+            return self._conv_layer(kind, options)
         return _ACTIVATIONS[kind](**options)
 
+    def _conv_layer(self, kind, options):
+        """PyTorch's own conv/pool/batch-norm layers (the subclasses call ``check`` first)."""
+        options = dict(options)
+        check = options.pop("check")
+        if kind == "conv2d":
+            in_channels = options.pop("in_channels")
+            if in_channels is None:
+                native = _layers.LazyConv2d(**options)
+            else:
+                native = _layers.Conv2d(in_channels, **options)
+        elif kind == "batch_norm2d":
+            native = _layers.BatchNorm2d(**options)
+        else:
+            native = _CONV_KINDS[kind](**options)
+        native._d2p_check = check
+        return native
+
     def layer_state(self, native, kind):
-        if kind == "batch_norm":
+        if kind in ("batch_norm", "batch_norm2d"):
             return {"weight": native.weight, "bias": native.bias,
                     "running_mean": native.running_mean, "running_var": native.running_var}
         if isinstance(native.weight, nn.parameter.UninitializedParameter):
@@ -151,6 +178,9 @@ class TorchAdapter(TorchBackend):
         for kind, klass in _ACTIVATIONS.items():
             if type(native) is klass:
                 return {"kind": kind}
+        conv = self._inspect_conv(native)
+        if conv is not None:
+            return conv
         if type(native) is nn.Softmax:
             return {"kind": "softmax", "options": {"dim": -1 if native.dim is None else native.dim}}
         children = list(native._modules.items())
@@ -173,6 +203,40 @@ class TorchAdapter(TorchBackend):
     def grad_hook(self, param, fn):
         return param.register_hook(fn)
 
+    def _inspect_conv(self, native) -> dict | None:
+        """PyTorch's conv/pool/BatchNorm2d layers where their meaning is d2lparams' one."""
+        if isinstance(native, (nn.Conv2d, nn.LazyConv2d)) and native.padding_mode == "zeros":
+            built = self.layer_state(native, "conv2d") is not None
+            return {"kind": "conv2d", "options": {
+                "in_channels": native.in_channels if built else None,
+                "out_channels": native.out_channels, "kernel_size": native.kernel_size,
+                "stride": native.stride, "padding": native.padding,
+                "dilation": native.dilation, "groups": native.groups,
+                "bias": native.bias is not None}}
+        if isinstance(native, nn.MaxPool2d) and not native.return_indices \
+                and not native.ceil_mode and native.dilation in (1, (1, 1)):
+            return {"kind": "max_pool2d", "options": {
+                "kernel_size": native.kernel_size, "stride": native.stride,
+                "padding": native.padding}}
+        if isinstance(native, nn.AvgPool2d) and native.count_include_pad \
+                and not native.ceil_mode and native.divisor_override is None:
+            return {"kind": "avg_pool2d", "options": {
+                "kernel_size": native.kernel_size, "stride": native.stride,
+                "padding": native.padding}}
+        if isinstance(native, nn.AdaptiveAvgPool2d) and None not in (
+                native.output_size if isinstance(native.output_size, tuple) else ()):
+            return {"kind": "adaptive_avg_pool2d",
+                    "options": {"output_size": native.output_size}}
+        if isinstance(native, nn.BatchNorm2d) and native.affine and native.track_running_stats \
+                and native.momentum is not None:
+            return {"kind": "batch_norm2d", "options": {
+                "num_features": native.num_features, "eps": native.eps,
+                "momentum": native.momentum}}
+        return None
+
+    def permute(self, tensor, axes):
+        return tensor.permute(axes)
+
     # -- gradients -----------------------------------------------------------------------------
     def record(self):
         return torch.enable_grad()
@@ -185,3 +249,13 @@ class TorchAdapter(TorchBackend):
 
     def no_grad(self):
         return torch.no_grad()
+
+
+# convolution and pooling ops: PyTorch's own functions (NCHW, canonical weight)
+TorchAdapter.ops_table = {
+    **TorchAdapter.ops_table,
+    "conv2d": lambda self, x, w, b, stride, padding, dilation, groups: F.conv2d(
+        x, w, b, stride, padding, dilation, groups),
+    "max_pool2d": lambda self, x, kernel, stride, padding: F.max_pool2d(x, kernel, stride, padding),
+    "avg_pool2d": lambda self, x, kernel, stride, padding: F.avg_pool2d(x, kernel, stride, padding),
+}

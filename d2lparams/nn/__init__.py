@@ -2,6 +2,7 @@
 
 from .. import ops as functional
 from .containers import ModuleDict, ParameterDict, ParameterList
+from .conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, LazyConv2d, MaxPool2d
 from .layers import (
     BatchNorm1d,
     Dropout,
@@ -22,6 +23,7 @@ from .module import Module
 from .parameter import Parameter
 
 __all__ = [
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "LazyConv2d", "MaxPool2d",
     "BatchNorm1d", "Dropout", "ModuleDict", "ParameterDict", "ParameterList",
     "Flatten", "Identity", "LazyLinear", "Linear", "Module", "ModuleList", "Parameter",
     "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "mlp",

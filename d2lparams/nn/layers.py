@@ -75,7 +75,7 @@ class _Layer(Module):
 
     def _local_parameters(self):
         own = OrderedDict(
-            (name, Parameter._view(self._adapter, member, self._transposed(name)))
+            (name, Parameter._view(self._adapter, member, self._adapter.layout(self._kind, name)))
             for name, member in self._state().items() if name not in self._buffer_names
         )
         own.update(self._parameters)  # extra parameters assigned by the user
@@ -87,9 +87,6 @@ class _Layer(Module):
         )
         own.update(self._buffers)
         return own
-
-    def _transposed(self, name: str) -> bool:
-        return False
 
     def forward(self, X):
         return self(X)
@@ -138,9 +135,6 @@ class Linear(_Layer):
                 self.__dict__["_in_features"] = self.weight.shape[0]
         return self._in_features
 
-    def _transposed(self, name: str) -> bool:
-        return name == "weight" and self._adapter.linear_weight_transposed
-
     def _fans(self) -> tuple[int, int]:
         fan_in, fan_out = self.weight.shape
         return fan_in, fan_out
@@ -160,7 +154,7 @@ class Linear(_Layer):
     @property
     def weight(self) -> Parameter:
         return Parameter._view(self._adapter, self._state()["weight"],
-                               self._adapter.linear_weight_transposed)
+                               self._adapter.layout("linear", "weight"))
 
     @property
     def bias(self) -> Parameter | None:

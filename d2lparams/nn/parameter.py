@@ -16,8 +16,19 @@ from .._state import check_not_recording
 _views: weakref.WeakValueDictionary[tuple, Parameter] = weakref.WeakValueDictionary()
 
 
-def _canonical(shape: tuple, transposed: bool) -> tuple:
-    return tuple(reversed(shape)) if transposed else tuple(shape)
+def _canonical(shape: tuple, layout: tuple | None) -> tuple:
+    if layout is None:
+        return tuple(shape)
+    if layout == (1, 0):  # a Linear weight stored (out, in): the common case, kept cheap
+        return shape[1], shape[0]
+    return tuple(shape[axis] for axis in layout)
+
+
+def _inverse(layout: tuple | None) -> tuple | None:
+    """The permutation that undoes ``layout`` (canonical -> native axes)."""
+    if layout is None:
+        return None
+    return tuple(sorted(range(len(layout)), key=layout.__getitem__))
 
 
 class Parameter:
@@ -46,22 +57,27 @@ class Parameter:
     def __init__(self, value, requires_grad: bool = True, *, backend: str | None = None):
         ad = _registry.adapter(backend)
         array = np.array(self._checked(value, "nn.Parameter"), dtype=np.float32, copy=True)
-        self._attach(ad, ad.create_parameter(array, bool(requires_grad)), False)
+        self._attach(ad, ad.create_parameter(array, bool(requires_grad)), None)
         _views[(ad.name, id(self._native))] = self
 
-    def _attach(self, ad, native, transposed: bool) -> None:
+    def _attach(self, ad, native, layout: tuple | None) -> None:
         self._adapter = ad
         self._native = native
-        self._transposed = transposed
+        #: native -> canonical axis permutation (``canonical = native.transpose(layout)``);
+        #: ``None`` when the framework stores the canonical layout
+        self._layout = layout
+        self._inverse = _inverse(layout)
+        self._swap = layout == (1, 0)  # a plain 2-D transpose (the Linear hot path)
 
     @classmethod
-    def _view(cls, ad, native, transposed: bool = False) -> Parameter:
-        """The one Parameter for ``native`` (created on first request)."""
+    def _view(cls, ad, native, layout: tuple | None = None) -> Parameter:
+        """The one Parameter for ``native`` (created on first request); ``layout`` is the
+        adapter's ``Backend.layout`` for it."""
         key = (ad.name, id(native))
         view = _views.get(key)
         if view is None or view._native is not native:
             view = cls.__new__(cls)
-            view._attach(ad, native, transposed)
+            view._attach(ad, native, layout)
             _views[key] = view
         return view
 
@@ -78,13 +94,15 @@ class Parameter:
 
     @property
     def native_shape(self) -> tuple:
-        """The shape as the framework stores it (``(out, in)`` for torch/mxnet weights)."""
+        """The shape as the framework stores it (``(out, in)`` for torch/mxnet Linear
+        weights, ``(kh, kw, in, out)`` for Keras conv kernels)."""
         return tuple(self._adapter.param_shape(self._native))
 
     @property
     def shape(self) -> tuple:
-        """The canonical shape; a Linear weight is ``(in_features, out_features)``."""
-        return _canonical(self.native_shape, self._transposed)
+        """The canonical shape; a Linear weight is ``(in_features, out_features)``, a Conv2d
+        weight ``(out_channels, in_channels/groups, kh, kw)``."""
+        return _canonical(self.native_shape, self._layout)
 
     @property
     def ndim(self) -> int:
@@ -100,18 +118,23 @@ class Parameter:
 
     def _canonical(self, native: np.ndarray) -> np.ndarray:
         """A native-layout array seen in the canonical layout (a view, no copy)."""
-        return native.T if self._transposed else native
+        if self._layout is None:
+            return native
+        return native.T if self._swap else native.transpose(self._layout)
 
     def _native_layout(self, canonical: np.ndarray) -> np.ndarray:
         """A canonical array seen in the native layout (a view, no copy)."""
-        return canonical.T if self._transposed else canonical
+        if self._inverse is None:
+            return canonical
+        return canonical.T if self._swap else canonical.transpose(self._inverse)
 
     def numpy(self) -> np.ndarray:
         """A float32 NumPy copy in the canonical layout.
 
-        For a parameter the framework stores transposed, the copy is the transposed view of
-        a fresh native-layout copy (Fortran order): one memory copy instead of a transposing
-        one, and writing it back with ``set`` / ``load_state_dict`` is again a plain copy."""
+        For a parameter the framework stores in another layout (transposed, or a Keras conv
+        kernel), the copy is a permuted view of a fresh native-layout copy (for a transposed
+        weight: Fortran order): one memory copy instead of a permuting one, and writing it
+        back with ``set`` / ``load_state_dict`` is again a plain copy."""
         return self._canonical(self._adapter.to_numpy(self._native))
 
     def __array__(self, dtype=None, copy=None):
@@ -180,7 +203,12 @@ class Parameter:
     def _set(self, value) -> Parameter:
         array = self._checked(value, "Parameter.set")
         if array.shape != self.shape:
-            hint = " (it is the transpose: pass value.T)" if array.shape == self.shape[::-1] else ""
+            hint = ""
+            if array.ndim == 2 and array.shape == self.shape[::-1]:
+                hint = " (it is the transpose: pass value.T)"
+            elif self._layout is not None and array.shape == self.native_shape:
+                hint = (f" (it is the framework's own layout {self.native_shape}: pass "
+                        f"value.transpose{self._layout})")
             raise ValueError(
                 f"Parameter.set: expected a value of shape {self.shape}, got {array.shape}"
                 f"{hint}; the parameter is unchanged"
@@ -256,7 +284,11 @@ class Parameter:
     def value(self):
         """The native differentiable tensor in the canonical layout."""
         v = self._adapter.param_value(self._native)
-        return self._adapter.op("transpose")(v, 0, 1) if self._transposed else v
+        if self._layout is None:
+            return v
+        if self._swap:
+            return self._adapter.op("transpose")(v, 0, 1)
+        return self._adapter.permute(v, self._layout)
 
     def __add__(self, other):
         return self.value() + _operand(other)
