@@ -672,7 +672,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     kernel = tuple(d * (k - 1) + 1 for k, d in zip(wshape[2:], dilation))
     pad = (0, 0) if padding == "valid" else (kernel[0] // 2, kernel[1] // 2) \
         if padding == "same" else padding
-    minimum = (max(1, kernel[0] - 2 * pad[0]), max(1, kernel[1] - 2 * pad[1]))
+    minimum = (builtins.max(1, kernel[0] - 2 * pad[0]), builtins.max(1, kernel[1] - 2 * pad[1]))
     _conv.InputCheck(f"ops.conv2d with a weight of shape {wshape}", wshape[1] * groups, minimum,
                      f"the {kernel[0]}×{kernel[1]} kernel with padding {padding!r}")(_shape(input))
     return ad.op("conv2d")(_unwrap(input), _unwrap(weight),
@@ -685,7 +685,7 @@ def _pool(name: str, input, kernel_size, stride, padding):
     kernel = _conv.pair(kernel_size, f"ops.{name} kernel_size")
     stride = _conv.pool_stride(stride, kernel, f"ops.{name}")
     pad = _conv.pool_padding(padding, kernel, f"ops.{name}")
-    minimum = (max(1, kernel[0] - 2 * pad[0]), max(1, kernel[1] - 2 * pad[1]))
+    minimum = (builtins.max(1, kernel[0] - 2 * pad[0]), builtins.max(1, kernel[1] - 2 * pad[1]))
     _conv.PoolCheck(f"ops.{name}(kernel_size={kernel_size!r})", None, minimum,
                     f"the {kernel[0]}×{kernel[1]} window with padding {pad}")(_shape(input))
     return ad.op(name)(_unwrap(input), kernel, stride, pad)

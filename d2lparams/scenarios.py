@@ -331,6 +331,11 @@ MEASURES = {
     "gradients": "gradients of the shared layer (two uses, then two backward passes)",
     "custom blocks": "outputs and gradients of two custom blocks",
     "optimizer groups": "|loss - NumPy's loss| / NumPy's loss, the worst of 30 epochs",
+    "softmax regression": "|loss - NumPy's loss| / NumPy's loss, the worst of 20 SGD steps of "
+                          "softmax regression on synthetic 28×28 images",
+    "mlp classification": "|loss - NumPy's loss| / NumPy's loss, the worst of 20 SGD steps of "
+                          "an MLP on synthetic 28×28 images",
+    "lenet": "LeNet's outputs and every gradient against a float64 NumPy LeNet",
     "native defaults": "|std - NumPy's std| / NumPy's std of 90,000 default weights against the "
                        "same formula drawn by NumPy (statistical, hence the loose tolerance)",
     "save/load across backends": "outputs after loading each other backend's checkpoint",

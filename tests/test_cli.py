@@ -77,7 +77,8 @@ def test_hidden_backends_workers_and_bad_names():
     assert proc.returncode == 0, proc.stdout[-3000:]
     hidden = [b for b in d2p.list_backends() if b != name]
     assert f"(not requested: {', '.join(hidden)})" in proc.stdout
-    assert proc.stdout.startswith(f"d2lparams compare {d2p.__version__}: 11 scenarios on {name} "
+    count = len(scenarios.SCENARIOS) + 1  # and the save/load check
+    assert proc.stdout.startswith(f"d2lparams compare {d2p.__version__}: {count} scenarios on {name} "
                                   "(each backend in its own process, 1 at a time)")
     assert "\x1b[" not in proc.stdout  # not a terminal: plain text
     bad = cli("compare", "--backends", "jax")

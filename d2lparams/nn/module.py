@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _registry, _state
 from .._checks import InvalidValue, count_nonfinite, float32_array
-from .._errors import StateDictError
+from .._errors import DeferredInitializationError, StateDictError
 from .._tensor import zeros
 from ..autograd import no_grad
 from .parameter import Parameter
@@ -409,7 +409,10 @@ class Module:
 
     def _check_input_dtype(self, args, exc) -> None:
         ad = self._adapter
-        expected = next((p.dtype for p in self.parameters()), "float32")
+        try:
+            expected = next((p.dtype for p in self.parameters()), "float32")
+        except DeferredInitializationError:  # a lazy layer that failed before it was built
+            expected = "float32"
         for a in args:
             if not ad.is_tensor(a):
                 continue
