@@ -324,6 +324,7 @@ def test_reprs_are_pytorchs(backend):
     assert repr(nn.MaxPool2d(2)) == \
         "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"
     assert repr(nn.AvgPool2d(2, 2)) == "AvgPool2d(kernel_size=2, stride=2, padding=0)"
+    assert not isinstance(nn.AvgPool2d(2), nn.MaxPool2d)
     assert repr(nn.AvgPool2d((2, 3), (1, 2), (1, 0))) == \
         "AvgPool2d(kernel_size=(2, 3), stride=(1, 2), padding=(1, 0))"
     assert repr(nn.AdaptiveAvgPool2d(1)) == "AdaptiveAvgPool2d(output_size=1)"

@@ -127,6 +127,22 @@ def test_wrap_of_the_native_lenet_gives_the_neutral_layers(backend):
     assert repr(bn[2]) == "AdaptiveAvgPool2d(output_size=(2, 1))"
 
 
+@pytest.mark.parametrize("scheme", ["torch", "tensorflow", "mxnet", "paddle"])
+def test_reset_gives_lenet_the_same_weights_on_every_backend(backend, scheme):
+    d2p.seed(5)
+    net = init.reset_(chapter.lenet(), scheme)
+    rng = np.random.default_rng(5)
+    rules = init.default_scheme(scheme)
+    for i, fans in ((0, (25, 150)), (3, (150, 400)), (7, (400, 120))):
+        w_rule, b_rule = rules.rule(net[i]._kind)
+        w = np.asarray(w_rule(net[i].weight.shape, *fans, rng), np.float32)
+        b = np.asarray(b_rule(net[i].bias.shape, *fans, rng), np.float32)
+        np.testing.assert_array_equal(net[i].weight.numpy(), w)
+        np.testing.assert_array_equal(net[i].bias.numpy(), b)
+
+
+# Runs in the main process (not per backend): kept last in the module, after the tests that
+# the backend workers run.
 PORT_SAVE = """
 import json, numpy as np, d2lparams as d2p
 from d2lparams import chapter, init, nn
@@ -175,17 +191,3 @@ def test_lenet_checkpoint_ports_across_every_ordered_pair_of_backends(tmp_path):
         worst = json.loads(proc.stdout.strip().splitlines()[-1])
         for path, deviation in worst.items():
             assert deviation < 1e-5, f"{path} loaded on {target}: relative deviation {deviation}"
-
-
-@pytest.mark.parametrize("scheme", ["torch", "tensorflow", "mxnet", "paddle"])
-def test_reset_gives_lenet_the_same_weights_on_every_backend(backend, scheme):
-    d2p.seed(5)
-    net = init.reset_(chapter.lenet(), scheme)
-    rng = np.random.default_rng(5)
-    rules = init.default_scheme(scheme)
-    for i, fans in ((0, (25, 150)), (3, (150, 400)), (7, (400, 120))):
-        w_rule, b_rule = rules.rule(net[i]._kind)
-        w = np.asarray(w_rule(net[i].weight.shape, *fans, rng), np.float32)
-        b = np.asarray(b_rule(net[i].bias.shape, *fans, rng), np.float32)
-        np.testing.assert_array_equal(net[i].weight.numpy(), w)
-        np.testing.assert_array_equal(net[i].bias.numpy(), b)

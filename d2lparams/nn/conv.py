@@ -163,17 +163,9 @@ def LazyConv2d(out_channels, kernel_size, stride=1, padding=0, dilation=1, group
 
 
 # -- pooling ---------------------------------------------------------------------------------
-class MaxPool2d(_Stateless):
-    """The maximum over ``kernel_size`` windows (PyTorch's ``MaxPool2d``: the padding is never
-    the maximum, ``ceil_mode=False``); ``stride`` defaults to ``kernel_size``.
-
-    Examples:
-        >>> import d2lparams as d2p
-        >>> d2p.nn.MaxPool2d(2, backend="torch")
-        MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
-    """
-
-    _kind = "max_pool2d"
+class _Pool2d(_Stateless):
+    """Max or average pooling: the arguments as given (PyTorch's texts show them so), pairs
+    for the native layer, and the input check."""
 
     def __init__(self, kernel_size, stride=None, padding=0, *,
                  backend: str | None = None) -> None:
@@ -190,11 +182,26 @@ class MaxPool2d(_Stateless):
                          check=check)
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-                ", dilation=1, ceil_mode=False")
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(MaxPool2d):
+class MaxPool2d(_Pool2d):
+    """The maximum over ``kernel_size`` windows (PyTorch's ``MaxPool2d``: the padding is never
+    the maximum, ``ceil_mode=False``); ``stride`` defaults to ``kernel_size``.
+
+    Examples:
+        >>> import d2lparams as d2p
+        >>> d2p.nn.MaxPool2d(2, backend="torch")
+        MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    """
+
+    _kind = "max_pool2d"
+
+    def extra_repr(self) -> str:
+        return _Pool2d.extra_repr(self) + ", dilation=1, ceil_mode=False"
+
+
+class AvgPool2d(_Pool2d):
     """The mean over ``kernel_size`` windows (PyTorch's ``AvgPool2d``: the zero padding counts,
     ``count_include_pad=True``; ``ceil_mode=False``); ``stride`` defaults to ``kernel_size``.
 
@@ -205,9 +212,6 @@ class AvgPool2d(MaxPool2d):
     """
 
     _kind = "avg_pool2d"
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(_Stateless):
