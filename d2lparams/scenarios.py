@@ -204,7 +204,7 @@ def classifier(hidden: int | None):
     """d2l's softmax regression (``hidden=None``) or one-hidden-layer MLP for 28×28 images,
     initialized as d2l does (weights N(0, 0.01²), biases 0) from the portable generator: the
     same start on every backend."""
-    layers = [nn.Flatten()]
+    layers: list[nn.Module] = [nn.Flatten()]
     if hidden is None:
         layers.append(nn.Linear(784, 10))
     else:

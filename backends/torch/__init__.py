@@ -9,6 +9,12 @@ Quirks absorbed by the adapter:
     * defaults: ``U(±1/√fan_in)`` for weight and bias.
     * gradients accumulate natively in ``.grad``; ``zero_grad`` sets it to ``None``.
     * in-place writes go through ``torch.no_grad()`` (``w += 1`` on a leaf raises otherwise).
+    * input gradients: a ``requires_grad`` tensor is torch's own leaf; ``requires_grad`` of a
+      computed tensor is true in torch but it keeps no ``.grad``, so only leaves count.
+      ``d2p.grad`` is ``torch.autograd.grad(..., allow_unused=True)``.
+    * ops: ``torch.amax`` takes ``dim=()`` (not ``None``) for every axis; ``torch.maximum``
+      takes no numbers (the neutral ``ops.maximum`` clamps then); ``F.one_hot`` needs int64
+      indices; the cross-entropy pick is ``torch.gather`` on an unsqueezed index.
 """
 
 from d2lparams.schemes import Scheme, VarianceScaling
