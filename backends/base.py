@@ -349,6 +349,12 @@ class Backend(abc.ABC):
         ``one_hot(x, num_classes, dtype)``, ``astype(x, dtype)`` (a dtype name),
         ``dropout(x, p)`` (always drops: ``0 < p < 1``, scales the rest by ``1/(1-p)``, the
         framework's own generator), ``detach(x)`` (the value, cut from the graph).
+
+        Optional (used only when ``ops_table`` lists it): ``nll_loss(logp, target,
+        reduction)``, ``-logp[target]`` over axis 1 of a rank-2+ ``logp`` for int64
+        ``target`` (in range), reduced by ``"mean"``, ``"sum"`` or ``"none"``: a framework's
+        fused negative log-likelihood (PyTorch's ``F.nll_loss``); without it the neutral
+        losses compose ``pick``, a negation and the reduction.
         """
         table = self.__dict__.setdefault("_ops", {})
         fn = table.get(name)
