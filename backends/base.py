@@ -439,6 +439,11 @@ class Backend(abc.ABC):
         ``weight`` in the canonical ``(out, in/groups, kh, kw)`` layout, ``bias`` or ``None``,
         sizes as ``(h, w)`` pairs, conv ``padding`` a pair or ``"same"``/``"valid"``; checked
         by the neutral layer before).
+        Optional (used only when ``ops_table`` lists it): ``nll_loss(logp, target,
+        reduction)``, ``-logp[target]`` over axis 1 of a rank-2+ ``logp`` for int64
+        ``target`` (in range), reduced by ``"mean"``, ``"sum"`` or ``"none"``: a framework's
+        fused negative log-likelihood (PyTorch's ``F.nll_loss``); without it the neutral
+        losses compose ``pick``, a negation and the reduction.
         """
         table = self.__dict__.setdefault("_ops", {})
         fn = table.get(name)

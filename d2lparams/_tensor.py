@@ -60,7 +60,7 @@ def dtype_name(dtype) -> str:
     try:
         name = np.dtype(dtype).name
     except TypeError:
-        name = None
+        name = ""
     if name not in DTYPES:
         raise ValueError(
             f"unsupported dtype {dtype!r}; d2lparams tensors take one of "

@@ -482,17 +482,20 @@ def _class_dim(ad, input, what: str) -> tuple:
     return shape, dim
 
 
-def _pick(ad, values, target, shape: tuple, dim: int, dtype: str):
-    """``values[..., target, ...]`` along the class dimension ``dim``: one entry per
-    position (the target's shape; ``dtype`` is the target's)."""
+def _nll(ad, logp, target, shape: tuple, dtype: str, reduction: str):
+    """``-logp[target]`` along the class dimension, reduced: an adapter's fused
+    ``nll_loss`` where it has one (PyTorch's ``F.nll_loss``; half the cost of the
+    composition on torch), else the composition ``-pick``, reduced."""
+    reshape = ad.op("reshape")
     if dtype != "int64":
         target = ad.op("astype")(target, "int64")
-    if len(shape) > 1:
-        return ad.op("pick")(values, target, dim)
-    # one unbatched example: as a batch of one
-    reshape = ad.op("reshape")
-    picked = ad.op("pick")(reshape(values, (1,) + shape), reshape(target, (1,)), 1)
-    return reshape(picked, ())
+    if len(shape) == 1:  # one unbatched example: as a batch of one
+        logp, target = reshape(logp, (1,) + shape), reshape(target, (1,))
+    if "nll_loss" in type(ad).ops_table:
+        loss = ad.op("nll_loss")(logp, target, reduction)
+    else:
+        loss = _reduce(ad, -ad.op("pick")(logp, target, 1), reduction)
+    return reshape(loss, ()) if len(shape) == 1 and reduction == "none" else loss
 
 
 def _index_target(ad, target, shape: tuple, dim: int, what: str, dtype: str):
@@ -547,9 +550,10 @@ def cross_entropy(input, target, reduction: str = "mean",  # noqa: A002 - PyTorc
     else:
         _index_target(ad, target, shape, dim, what, dtype)
         logp = ad.op("log_softmax")(_unwrap(input), dim)
-        loss = -_pick(ad, logp, target, shape, dim, dtype)
-        if eps:
-            loss = loss * (1.0 - eps) - ad.op("mean")(logp, dim, False) * eps
+        if not eps:
+            return _nll(ad, logp, target, shape, dtype, reduction)
+        loss = _nll(ad, logp, target, shape, dtype, "none") * (1.0 - eps) \
+            - ad.op("mean")(logp, dim, False) * eps
     return _reduce(ad, loss, reduction)
 
 
@@ -565,7 +569,7 @@ def nll_loss(input, target, reduction: str = "mean"):  # noqa: A002 - PyTorch's 
     shape, dim = _class_dim(ad, input, what)
     dtype = ad.dtype(target)
     _index_target(ad, target, shape, dim, what, dtype)
-    return _reduce(ad, -_pick(ad, _unwrap(input), target, shape, dim, dtype), reduction)
+    return _nll(ad, _unwrap(input), target, shape, dtype, reduction)
 
 
 def binary_cross_entropy_with_logits(input, target,  # noqa: A002 - PyTorch's name

@@ -66,6 +66,25 @@ Quirks absorbed by the adapter:
       W). The oneDNN frozen-weight bias bug of ``FullyConnected`` does not show on
       ``Convolution`` here (tested).
     * conv defaults: ``initialize()`` gives ``U(±0.07)`` weights, zero biases.
+    * 0-d: a legacy NDArray has no usable 0-d shape (operators fail on it): full reductions
+      and losses are shape ``(1,)``, and ``reshape`` to ``()`` gives ``(1,)``.
+    * operators: the legacy NDArray raises ``TypeError`` for an operand it does not know
+      instead of returning ``NotImplemented``, so ``tensor + Parameter`` failed; its
+      arithmetic, in-place and ordering operators defer to a d2lparams ``Parameter`` (and to
+      nothing else, which still raises mxnet's own error).
+    * input gradients: ``attach_grad(grad_req='add')`` makes a ``requires_grad`` tensor
+      accumulate; its ``_fresh_grad`` flag (set by backward) says whether it has a gradient
+      yet. ``autograd.grad`` refuses a variable the output does not depend on
+      ("unreachable"): the variables are then asked one by one. With oneDNN,
+      ``autograd.grad`` for a Dense bias without its weight gives a garbage bias gradient
+      (the bug above): while ``d2p.grad`` records, the adapter's ``Dense`` adds the bias
+      outside the operator (a Dense from ``d2p.wrap`` of a native ``gluon.nn.Dense`` does
+      not: differentiate its bias with its weight).
+    * ops: ``nd.log_softmax`` is off by up to 4e-6 in float32, so ``log_softmax`` is
+      composed (``x - max - log(sum(exp(x - max)))``, max held constant); ``nd.where``
+      neither broadcasts nor takes numbers; ``nd.argmax`` gives float32 indices (cast to
+      int64); ``nd.Dropout`` drops only in ``train_mode`` unless ``mode='always'``; the
+      cross-entropy pick is ``nd.pick``.
 """
 
 from d2lparams.schemes import Constant, Scheme, Uniform

@@ -43,6 +43,17 @@ Quirks absorbed by the adapter:
     * conv defaults: ``Normal(0, √(2/(in_channels·kh·kw)))`` weight (measured; the whole
       ``in_channels`` even with ``groups > 1``, where PyTorch's fan is ``in/groups``), zero
       bias.
+    * operators: ``tensor / Parameter`` (and ``//``, ``%``, ``<``, ``<=``, ``>``, ``>=``)
+      raise ``TypeError`` instead of returning ``NotImplemented`` (``+ - * ** @`` do return
+      it); those operators defer to a d2lparams ``Parameter`` and to nothing else.
+    * input gradients: a ``requires_grad`` tensor is ``stop_gradient=False``; a computed
+      tensor is too, so only leaves (``is_leaf``) count. ``d2p.grad`` is
+      ``paddle.grad(..., allow_unused=True)``.
+    * ops: ``F.log_softmax`` (and ``F.softmax``) clamp each log-probability at -64, so a
+      logit gap of 100 gives a cross entropy of 64: ``log_softmax`` is composed
+      (``x - max - log(sum(exp(x - max)))``, max held constant); ``paddle.maximum`` takes no
+      numbers; ``F.one_hot`` gives float32 (cast to the asked dtype); the cross-entropy pick
+      is ``take_along_axis`` on an unsqueezed index.
 """
 
 from d2lparams.schemes import Constant, Scheme, VarianceScaling

@@ -74,6 +74,8 @@ class PaddleAdapter(PaddleBackend):
         "amin": lambda self, x, dim, keepdim: paddle.min(x, axis=dim, keepdim=keepdim),
         "pick": lambda self, x, index, dim: paddle.take_along_axis(
             x, index.unsqueeze(dim), dim).squeeze(dim),
+        "nll_loss": lambda self, logp, target, reduction: F.nll_loss(logp, target,
+                                                                     reduction=reduction),
         "one_hot": lambda self, x, n, dtype: F.one_hot(x, n).astype(dtype),
         "astype": lambda self, x, dtype: x.astype(dtype),
         "dropout": lambda self, x, p: F.dropout(x, p, training=True, mode="upscale_in_train"),

@@ -71,6 +71,19 @@ Quirks absorbed by the adapter:
       ``ValueError`` is marked (``_keras_call_info_injected``) so it passes unchanged.
     * conv defaults: Glorot uniform kernel (Keras' fans equal PyTorch's for conv kernels),
       zero bias.
+    * operators: ``tensor + Parameter`` converted the Parameter through ``__array__`` into a
+      constant, so its gradient was silently lost; ``tf.register_tensor_conversion_function``
+      makes a Parameter convert to its live variable (read on the tape). ``tensor @ x``
+      follows ``tf.matmul`` (rank 2 or more).
+    * input gradients: a constant cannot be watched after the fact, so a ``requires_grad``
+      tensor is a trainable ``keras.Variable`` (a bare ``tf.Variable`` is refused by some
+      ``keras.ops``); its gradient accumulates on it as a parameter's does. ``d2p.grad`` asks
+      the same tape for the sources only.
+    * ops: ``keras.ops.argmax`` gives int32 (cast to int64); ``keras.ops.clip`` takes no
+      ``None`` bound; the cross-entropy pick is ``tf.gather_nd`` (``tf.gather`` with
+      ``batch_dims`` has a gradient 8x slower in eager mode, ``keras.ops.take_along_axis``
+      slower still); functional dropout draws from Keras' global ``SeedGenerator``, which
+      ``keras.utils.set_random_seed`` (``d2p.seed``) seeds.
 """
 
 from d2lparams.schemes import Constant, Scheme, VarianceScaling

@@ -15,6 +15,12 @@ Quirks absorbed by the adapter:
       the input before it learns ``in_channels`` from it. ``Conv2d`` also accepts a 3-D
       unbatched input natively; d2lparams refuses it, as it refuses it everywhere.
     * conv defaults: ``kaiming_uniform_(a=√5)`` is ``U(±1/√fan_in)``, bias ``U(±1/√fan_in)``.
+    * input gradients: a ``requires_grad`` tensor is torch's own leaf; ``requires_grad`` of a
+      computed tensor is true in torch but it keeps no ``.grad``, so only leaves count.
+      ``d2p.grad`` is ``torch.autograd.grad(..., allow_unused=True)``.
+    * ops: ``torch.amax`` takes ``dim=()`` (not ``None``) for every axis; ``torch.maximum``
+      takes no numbers (the neutral ``ops.maximum`` clamps then); ``F.one_hot`` needs int64
+      indices; the cross-entropy pick is ``torch.gather`` on an unsqueezed index.
 """
 
 from d2lparams.schemes import Scheme, VarianceScaling

@@ -31,6 +31,9 @@ class TorchAdapter(TorchBackend):
         "astype": lambda self, x, dtype: x.to(getattr(torch, dtype)),
         "dropout": lambda self, x, p: F.dropout(x, p, True),
         "pick": lambda self, x, index, dim: torch.gather(x, dim, index.unsqueeze(dim)).squeeze(dim),
+        # fused: half the cost of gather + neg + mean (forward and backward)
+        "nll_loss": lambda self, logp, target, reduction: F.nll_loss(logp, target,
+                                                                     reduction=reduction),
     }
 
     def seed(self, n: int) -> None:
