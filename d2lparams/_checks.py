@@ -22,7 +22,8 @@ _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned int, float: what becomes fl
 def shown(value) -> str:
     """``repr(value)``, with the type when the repr alone hides it (``0.5`` of a NumPy
     ``float32`` reads like a Python float, which made "must be a number, got 0.5" messages)."""
-    text = repr(value)
+    # a NumPy scalar reads as its Python value (NumPy 2's repr is "np.True_", 1's "True")
+    text = repr(value.item() if isinstance(value, np.generic) else value)
     if len(text) > 80:
         text = text[:77] + "..."
     if type(value) in (int, float, str, bool, type(None)):
