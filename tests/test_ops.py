@@ -220,6 +220,9 @@ def test_argmax_and_indices_of_max_min(backend, dim, keepdim):
 
 
 def test_argmax_takes_the_first_of_equal_maxima(backend):
+    np.testing.assert_array_equal(d2p.to_numpy(ops.argmax(nn.Parameter(X), 1)), np.argmax(X, 1))
+    np.testing.assert_array_equal(d2p.to_numpy(ops.max(nn.Parameter(X), 0).indices),
+                                  np.argmax(X, 0))
     x = d2p.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
     np.testing.assert_array_equal(d2p.to_numpy(ops.argmax(x, 1)), [1, 0])
     np.testing.assert_array_equal(d2p.to_numpy(ops.max(x, 1).indices), [1, 0])
