@@ -135,10 +135,6 @@ class Linear(_Layer):
                 self.__dict__["_in_features"] = self.weight.shape[0]
         return self._in_features
 
-    def _fans(self) -> tuple[int, int]:
-        fan_in, fan_out = self.weight.shape
-        return fan_in, fan_out
-
     def _apply_pending_init(self) -> None:
         pending = self.__dict__.get("_pending_init")
         if pending is None:
