@@ -109,10 +109,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def tensor(self, array: np.ndarray, requires_grad: bool = False):
-        """A new native tensor holding ``array``, with its dtype (``float32``, ``int64``,
-        ``int32`` or ``bool``; the neutral layer casts first).
+        """A new native tensor holding ``array``, with its dtype (``float32``, ``float64``,
+        ``float16``, ``int64``, ``int32`` or ``bool``; the neutral layer casts first, and
+        makes ``bfloat16`` with :meth:`convert`).
 
-        With ``requires_grad=True`` (float32 only) the tensor is a *leaf* that accumulates its
+        With ``requires_grad=True`` (a floating dtype) the tensor is a *leaf* that accumulates its
         gradient over :meth:`backward` calls as a parameter does: :meth:`requires_grad` is
         then true for it and :meth:`grad_tensor` / :meth:`zero_grad` read and clear its
         gradient (PyTorch's ``torch.tensor(..., requires_grad=True)``)."""
@@ -138,11 +139,45 @@ class Backend(abc.ABC):
             return name.lower()
         return str(d).rpartition(".")[2]  # torch.float32
 
+    # -- dtypes and devices ----------------------------------------------------------------------
+    #: the floating dtypes a parameter or tensor can have on this framework (neutral names)
+    float_dtypes: tuple = ("float32", "float64", "float16", "bfloat16")
+
+    @abc.abstractmethod
+    def num_gpus(self) -> int:
+        """How many GPUs the framework sees (``0`` on a machine without one)."""
+
+    @abc.abstractmethod
+    def device_of(self, x) -> tuple:
+        """Where a native tensor, parameter or buffer lives: ``("cpu", 0)`` or
+        ``("gpu", index)``."""
+
+    @abc.abstractmethod
+    def convert(self, tensor, dtype: str | None = None, device: tuple | None = None,
+                requires_grad: bool = False):
+        """A native tensor holding ``tensor`` in ``dtype`` (a neutral name of
+        :attr:`float_dtypes`, or ``None`` to keep it) on ``device`` (``("cpu", 0)`` or
+        ``("gpu", i)``, or ``None`` to keep it); differentiable where the framework records.
+        With ``requires_grad=True`` the result is a new leaf, as :meth:`tensor` makes it.
+        The neutral layer has checked both against :attr:`float_dtypes` and :meth:`num_gpus`.
+        ``to_numpy`` of a ``bfloat16`` tensor gives float32 (NumPy has no bfloat16)."""
+
+    @abc.abstractmethod
+    def move(self, param, dtype: str | None = None, device: tuple | None = None) -> None:
+        """Convert a parameter or buffer to ``dtype`` and/or ``device`` *in place*: the object
+        keeps its identity (so every module that holds it, and every tie, sees the change);
+        its gradient is dropped. ``assign`` afterwards takes arrays of the new dtype."""
+
+    def set_layer_dtype(self, native, dtype: str) -> None:
+        """Make the native layer ``native`` compute in ``dtype`` after its parameters moved
+        (Keras casts inputs to its layers' dtype policy); nothing by default."""
+        return None
+
     # -- parameters and buffers ----------------------------------------------------------------
     @abc.abstractmethod
     def create_parameter(self, array: np.ndarray, requires_grad: bool = True,
                          buffer: bool = False):
-        """A new native parameter holding ``array`` (shape kept), frozen unless
+        """A new native parameter holding ``array`` (shape and floating dtype kept), frozen unless
         ``requires_grad``; with ``buffer=True`` non-trainable state instead (what BatchNorm's
         running statistics are in the framework)."""
 
@@ -187,8 +222,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def assign(self, param, array: np.ndarray) -> None:
-        """Write ``array`` (native layout, float32, any strides: it may be a transposed view)
-        into a parameter or buffer in place, without recording. The object (and every place
+        """Write ``array`` (native layout, any strides: it may be a transposed view) into a
+        parameter or buffer in place, converted to the parameter's dtype, without recording. The object (and every place
         that shares it) keeps its identity."""
 
     @abc.abstractmethod

@@ -50,10 +50,13 @@ _LAZY = {
     "summary": ".introspect", "tied_parameters": ".introspect", "native_names": ".introspect",
     "wrap": ".introspect", "save": ".io", "load": ".io",
     "port": ".interop", "diff": ".interop",
+    "device": "._devices", "Device": "._devices", "num_gpus": "._devices",
+    "try_gpu": "._devices", "try_all_gpus": "._devices", "device_of": "._devices",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from . import data, init, nn, ops, optim
+    from ._devices import Device, device, device_of, num_gpus, try_all_gpus, try_gpu
     from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
     from .autograd import backward, grad, grad_of, no_grad, zero_grad
     from .interop import diff, port
@@ -83,4 +86,5 @@ __all__ = [
     "rand", "randn", "save", "seed", "set_backend", "summary", "tensor", "tied_parameters",
     "to_numpy", "use_backend", "wrap", "zeros",
     "data", "detach", "grad", "grad_of", "zero_grad",
+    "Device", "device", "device_of", "num_gpus", "try_all_gpus", "try_gpu",
 ]

@@ -119,10 +119,11 @@ def _describe(value) -> str:
     return kind if dtype is None else f"{kind} of dtype {dtype}"
 
 
-def float32_array(value) -> np.ndarray:
+def float32_array(value, dtype=np.float32) -> np.ndarray:
     """``value`` (anything array-like, a native tensor of any backend, a ``Parameter``) as a
-    float32 array. Values beyond float32's range become ``inf`` (see :func:`count_nonfinite`);
-    nothing is dropped silently.
+    float32 array (or ``dtype``: the NumPy type of a float64 or float16 parameter). Values
+    beyond the type's range become ``inf`` (see :func:`count_nonfinite`); nothing is dropped
+    silently.
 
     Raises:
         InvalidValue: not numeric (text, objects, ragged lists), complex (the imaginary part
@@ -146,10 +147,10 @@ def float32_array(value) -> np.ndarray:
             f"expected a numeric array-like, got a {_describe(value)} holding {array.dtype} "
             "values; pass a NumPy array of numbers or a native tensor", "type",
         )
-    if array.dtype == np.float32:
+    if array.dtype == dtype:
         return array
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported as non-finite
-        return array.astype(np.float32)
+        return array.astype(dtype)
 
 
 def count_nonfinite(array: np.ndarray) -> int:
@@ -168,24 +169,26 @@ def count_nonfinite(array: np.ndarray) -> int:
     return int(array.size - np.count_nonzero(np.isfinite(array)))
 
 
-def finite_float32(value, what: str) -> np.ndarray:
-    """:func:`float32_array`, and every entry finite (NaN, inf and values beyond float32's
-    range are refused): the rule for every value written into a parameter or buffer.
+def finite_float32(value, what: str, dtype=np.float32) -> np.ndarray:
+    """:func:`float32_array`, and every entry finite (NaN, inf and values beyond the range of
+    float32, or of ``dtype``, are refused): the rule for every value written into a parameter
+    or buffer.
 
     Raises:
         TypeError: not numeric (see :func:`float32_array`).
         ValueError: complex, or NaN/inf/out of float32's range.
     """
     try:
-        array = float32_array(value)
+        array = float32_array(value, dtype)
     except InvalidValue as exc:
         error = ValueError if exc.kind == "complex" else TypeError
         raise error(f"{what}: {exc.reason}") from None
     bad = count_nonfinite(array)
     if bad:
         raise ValueError(
-            f"{what}: the value holds NaN or inf, or numbers beyond float32's range "
-            f"±{FLOAT32_MAX:.4g} ({bad} of {array.size} entries); pass finite numbers "
+            f"{what}: the value holds NaN or inf, or numbers beyond {np.dtype(dtype).name}'s "
+            f"range ±{float(np.finfo(dtype).max):.4g} ({bad} of {array.size} entries); pass "
+            "finite numbers "
             "(np.nan_to_num(value) replaces them)"
         )
     return array

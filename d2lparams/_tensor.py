@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _registry
+from . import _devices, _registry
 
 _state: dict = {"rng": np.random.default_rng(), "seed": None}
 
@@ -41,10 +41,12 @@ def _shape(shape) -> tuple:
     return tuple(int(s) for s in shape)
 
 
-#: the dtypes a tensor can have: neutral name -> NumPy type (float32 is the default)
-DTYPES: dict = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
-#: the dtypes that can require a gradient
-FLOATING = ("float32",)
+#: the dtypes a tensor can have: neutral name -> the NumPy type that carries its values
+#: (float32 is the default; NumPy has no bfloat16, so float32 carries it exactly)
+DTYPES: dict = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
+                "bfloat16": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+#: the dtypes that can require a gradient (and that parameters can have)
+FLOATING = ("float32", "float64", "float16", "bfloat16")
 
 
 def dtype_name(dtype) -> str:
@@ -60,7 +62,8 @@ def dtype_name(dtype) -> str:
     try:
         name = np.dtype(dtype).name
     except TypeError:
-        name = ""
+        name = getattr(dtype, "name", None) or str(dtype).rpartition(".")[2]  # a framework's
+        name = str(name).lower()
     if name not in DTYPES:
         raise ValueError(
             f"unsupported dtype {dtype!r}; d2lparams tensors take one of "
@@ -70,7 +73,19 @@ def dtype_name(dtype) -> str:
     return str(name)
 
 
-def _make(array: np.ndarray, backend, dtype="float32", requires_grad: bool = False):
+def check_dtype(name: str, ad, what: str = "tensors") -> str:
+    """``name`` if the backend ``ad`` has it, else a ``TypeError`` naming both."""
+    if name in FLOATING and name not in ad.float_dtypes:
+        raise TypeError(
+            f"backend {ad.name!r} ({ad.framework_name}) has no {name} {what}: its floating "
+            f"dtypes are {', '.join(ad.float_dtypes)}; choose one of those, or a backend that "
+            f"has {name}"
+        )
+    return name
+
+
+def _make(array: np.ndarray, backend, dtype="float32", requires_grad: bool = False,
+          device=None):
     name = dtype_name(dtype)
     if not isinstance(requires_grad, (bool, np.bool_)):
         raise TypeError(f"requires_grad takes True or False, got {requires_grad!r}")
@@ -79,15 +94,23 @@ def _make(array: np.ndarray, backend, dtype="float32", requires_grad: bool = Fal
             f"only floating-point tensors can require a gradient (as in PyTorch), got "
             f"dtype={name!r}; drop requires_grad=True or use dtype=\"float32\""
         )
-    array = np.ascontiguousarray(array, dtype=DTYPES[name])  # a scalar becomes (1,)
     ad = _registry.adapter(backend)
+    check_dtype(name, ad)
+    where = None if device is None else _devices.resolve(device, ad)
+    array = np.ascontiguousarray(array, dtype=DTYPES[name])  # a scalar becomes (1,)
+    if name == "bfloat16" or (where is not None and where != ("cpu", 0)):
+        return ad.convert(ad.tensor(array), name if name == "bfloat16" else None, where,
+                          requires_grad=bool(requires_grad))
     if requires_grad:
         return ad.tensor(array, requires_grad=True)
     return ad.tensor(array)
 
 
-def rand(*shape, backend: str | None = None, requires_grad: bool = False):
-    """Uniform ``[0, 1)`` float32 tensor from the portable generator.
+def rand(*shape, backend: str | None = None, dtype=None, device=None,
+         requires_grad: bool = False):
+    """Uniform ``[0, 1)`` tensor from the portable generator: float32 unless ``dtype`` (the
+    draw is float64 and rounds to the dtype, so every backend gets the same values), on the
+    CPU unless ``device``.
 
     With ``requires_grad=True`` the tensor accumulates its gradient (``d2p.grad_of``), as a
     PyTorch leaf tensor does.
@@ -96,38 +119,50 @@ def rand(*shape, backend: str | None = None, requires_grad: bool = False):
         >>> import d2lparams as d2p
         >>> tuple(d2p.rand(2, 3, backend="torch").shape)
         (2, 3)
+        >>> d2p.rand(2, dtype="float64", backend="torch").dtype
+        torch.float64
     """
-    return _make(generator().random(_shape(shape)), backend, requires_grad=requires_grad)
+    return _make(generator().random(_shape(shape)), backend, dtype, requires_grad, device)
 
 
-def randn(*shape, backend: str | None = None, requires_grad: bool = False):
-    """Standard-normal float32 tensor from the portable generator (``requires_grad`` as in
+def randn(*shape, backend: str | None = None, dtype=None, device=None,
+          requires_grad: bool = False):
+    """Standard-normal tensor from the portable generator (``dtype``, ``device`` and
+    ``requires_grad`` as in :func:`rand`)."""
+    return _make(generator().standard_normal(_shape(shape)), backend, dtype, requires_grad,
+                 device)
+
+
+def zeros(*shape, backend: str | None = None, dtype="float32", device=None,
+          requires_grad: bool = False):
+    """A tensor of zeros (float32 unless ``dtype``; ``device`` and ``requires_grad`` as in
     :func:`rand`)."""
-    return _make(generator().standard_normal(_shape(shape)), backend,
-                 requires_grad=requires_grad)
+    return _make(np.zeros(_shape(shape)), backend, dtype, requires_grad, device)
 
 
-def zeros(*shape, backend: str | None = None, dtype="float32", requires_grad: bool = False):
-    """A tensor of zeros (float32 unless ``dtype``; ``requires_grad`` as in :func:`rand`)."""
-    return _make(np.zeros(_shape(shape)), backend, dtype, requires_grad)
+def ones(*shape, backend: str | None = None, dtype="float32", device=None,
+         requires_grad: bool = False):
+    """A tensor of ones (float32 unless ``dtype``; ``device`` and ``requires_grad`` as in
+    :func:`rand`)."""
+    return _make(np.ones(_shape(shape)), backend, dtype, requires_grad, device)
 
 
-def ones(*shape, backend: str | None = None, dtype="float32", requires_grad: bool = False):
-    """A tensor of ones (float32 unless ``dtype``; ``requires_grad`` as in :func:`rand`)."""
-    return _make(np.ones(_shape(shape)), backend, dtype, requires_grad)
-
-
-def tensor(data, backend: str | None = None, *, dtype="float32", requires_grad: bool = False):
+def tensor(data, backend: str | None = None, *, dtype="float32", device=None,
+           requires_grad: bool = False):
     """A native tensor of the current backend (or ``backend=``) holding ``data``.
 
     ``data`` is anything array-like, including a native tensor of any backend. The dtype is
     float32 unless ``dtype`` says otherwise: ``"int64"`` (or ``"int32"``) for integer class
-    labels, ``"bool"`` for masks. With ``requires_grad=True`` (float32 only) the tensor is a
+    labels, ``"bool"`` for masks; ``"float64"``, ``"float16"`` or ``"bfloat16"`` where the
+    backend has it. ``device`` places it (``d2p.device("gpu", 0)``; the CPU by default).
+    With ``requires_grad=True`` (a floating dtype only) the tensor is a
     leaf that accumulates its gradient over ``d2p.backward`` calls, read with
     ``d2p.grad_of(x)`` (PyTorch's ``x.grad``).
 
     Raises:
         ValueError: an unknown ``dtype``, or ``requires_grad`` with an integer or bool dtype.
+        TypeError: a floating dtype the backend does not have (MXNet: bfloat16).
+        RuntimeError: a GPU the backend does not see.
 
     Examples:
         >>> import d2lparams as d2p
@@ -136,7 +171,7 @@ def tensor(data, backend: str | None = None, *, dtype="float32", requires_grad: 
         >>> d2p.to_numpy(d2p.tensor([3, 0], dtype="int64", backend="torch")).dtype
         dtype('int64')
     """
-    return _make(as_array(data), backend, dtype, requires_grad)
+    return _make(as_array(data), backend, dtype, requires_grad, device)
 
 
 def as_array(data) -> np.ndarray:

@@ -459,10 +459,37 @@ def _cleanup_on_sigterm():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+#: the NumPy dtypes a checkpoint stores as they are (anything else is stored as float32)
+_KEPT = (np.dtype(np.float64), np.dtype(np.float16))
+
+
+def _target_dtypes(module) -> dict:
+    """Every state name of ``module`` -> the dtype of the parameter or buffer it names."""
+    ad = module._adapter
+    return {name: member.dtype if is_param else ad.dtype(member)
+            for name, (member, is_param) in module._state_targets().items()}
+
+
+def _retype(payload: bytes, dtypes: dict) -> bytes:
+    """A safetensors payload with the header's dtype of some tensors replaced (the bytes
+    already hold that dtype: bfloat16 written as its 16-bit patterns)."""
+    size = int.from_bytes(payload[:8], "little")
+    header = json.loads(payload[8:8 + size])
+    for name, dtype in dtypes.items():
+        header[name]["dtype"] = dtype
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # safetensors pads the header to 8 bytes
+    return len(text).to_bytes(8, "little") + text + payload[8 + size:]
+
+
 def _checked_state(state_dict) -> OrderedDict:
-    """A user's state dict as float32 arrays (0-d kept), or a clear error before any write."""
+    """A user's state dict as arrays (float64 and float16 kept, anything else float32; 0-d
+    kept), or a clear error before any write."""
     out: OrderedDict = OrderedDict()
     for key, value in state_dict.items():
+        if isinstance(value, np.ndarray) and value.dtype in _KEPT:
+            out[key] = value
+            continue
         try:
             array = float32_array(value)
         except InvalidValue as exc:
@@ -588,23 +615,31 @@ def save(module_or_state_dict, path) -> str:
         _check_keys(state)
         tied = tied_parameters(module)
         source = module.backend
+        bfloat16_names = {k for k, dtype in _target_dtypes(module).items() if dtype == "bfloat16"}
     elif hasattr(module_or_state_dict, "items"):
         _check_keys(list(module_or_state_dict.keys()))
         state = _checked_state(module_or_state_dict)
-        tied, source = [], "unknown"
+        tied, source, bfloat16_names = [], "unknown", set()
     else:
         raise TypeError(
             f"d2p.save takes an nn.Module or a state dict, got {type(module_or_state_dict).__name__}"
         )
     skip = {name for group in tied for name in group[1:]}
-    # np.require keeps a 0-d array 0-d (np.ascontiguousarray would make it (1,))
-    tensors = {k: np.require(v, np.float32, "C") for k, v in state.items() if k not in skip}
+    # np.require keeps a 0-d array 0-d (np.ascontiguousarray would make it (1,)); float64 and
+    # float16 are stored as they are, everything else as float32
+    tensors = {k: np.require(v, v.dtype if v.dtype in _KEPT else np.float32, "C")
+               for k, v in state.items() if k not in skip}
+    bfloat16 = [k for k in tensors if k in bfloat16_names]
+    for k in bfloat16:  # NumPy holds bfloat16 in float32: store the upper 16 bits, exactly
+        tensors[k] = (tensors[k].view(np.uint32) >> 16).astype("<u2")
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "layout": LAYOUT,
         "source_backend": source, "tied": json.dumps(tied),
         "order": json.dumps(list(state)),
     }
     payload = st_save(tensors, metadata=metadata)
+    if bfloat16:
+        payload = _retype(payload, {k: "BF16" for k in bfloat16})
     header_len = int.from_bytes(payload[:8], "little")
     try:  # the bytes about to replace a good file must read back
         _parse_header(payload[8:8 + header_len], len(payload) - 8 - header_len)
@@ -636,18 +671,20 @@ def load(module: M, path: str | os.PathLike, strict: bool = True, *,
         raise TypeError(f"d2p.load takes an nn.Module first, got {type(module).__name__}")
     found = read_checkpoint(path)
     if not cast:
-        targets = module._state_targets()
+        targets = _target_dtypes(module)
         wrong = {
-            key: f"stored as {dtype}, the model holds float32"
-            for key, dtype in found.dtypes.items() if key in targets and dtype != "float32"
+            key: f"stored as {dtype}, the model holds {targets[key]}"
+            for key, dtype in found.dtypes.items() if key in targets and dtype != targets[key]
         }
         if wrong:
             shown = ", ".join(f"{k}: {why}" for k, why in list(wrong.items())[:10])
             raise StateDictError(
                 f"{type(module).__name__}: nothing was loaded from {os.fspath(path)!r}; dtype "
-                f"mismatch: {shown}. Fix: pass cast=True to convert (bfloat16, float16 and "
-                "float8 become float32 exactly; float64 rounds to the nearest float32)",
+                f"mismatch: {shown}. Fix: pass cast=True to convert to the model's dtype "
+                "(widening is exact; float64 into float32 rounds to the nearest float32), or "
+                "convert the model first (model.to(dtype))",
                 invalid=wrong,
             )
-    module.load_state_dict(found.state, strict=strict, allow_nonfinite=allow_nonfinite)
+    module.load_state_dict(found.state, strict=strict, allow_nonfinite=allow_nonfinite,
+                           cast=True)
     return module

@@ -107,6 +107,7 @@ class MXNetBackend(TapeBackend):
     default_init = Scheme("mxnet", linear=(Uniform(0.07), Constant(0.0)),
                           others={"conv2d": (Uniform(0.07), Constant(0.0))})
     linear_weight_transposed = True
+    float_dtypes = ("float32", "float64", "float16")  # no bfloat16 in MXNet 1.9's NDArray
     implementation = "adapter:MXNetAdapter"
 
     @classmethod

@@ -107,7 +107,9 @@ class MXNetAdapter(MXNetBackend):
         return self._track(param)
 
     def _new_parameter(self, array, grad_req, differentiable=True):
-        array = np.asarray(array, dtype=np.float32)
+        array = np.asarray(array)
+        if array.dtype.kind != "f":
+            array = array.astype(np.float32)
         scalar = array.ndim == 0
         stored = array.reshape(1) if scalar else array
         if stored.size == 0:
@@ -117,14 +119,14 @@ class MXNetAdapter(MXNetBackend):
             )
         param = gluon.Parameter(
             f"d2p_param{next(self._names)}", grad_req=grad_req, shape=stored.shape,
-            dtype="float32", differentiable=differentiable,
+            dtype=array.dtype.name, differentiable=differentiable,
         )
         param._d2p_provisional = True
         if scalar:
             param._d2p_shape = ()
         with autograd.pause():
             param.initialize(init=mx.init.Zero(), ctx=self._ctx)
-            param.set_data(nd.array(stored, ctx=self._ctx, dtype="float32"))
+            param.set_data(nd.array(stored, ctx=self._ctx, dtype=array.dtype.name))
         return param
 
     def create_parameter(self, array, requires_grad=True, buffer=False):
@@ -152,11 +154,41 @@ class MXNetAdapter(MXNetBackend):
         return tuple(param.shape)
 
     def assign(self, param, array) -> None:
-        array = np.asarray(array, dtype=np.float32)
+        dtype = np.dtype(param.dtype)
+        array = np.asarray(array, dtype=dtype)
         if self._is_scalar(param):
             array = array.reshape(1)
         with autograd.pause():
-            param.set_data(nd.array(array, ctx=self._ctx, dtype="float32"))
+            param.set_data(nd.array(array, ctx=param.list_ctx()[0], dtype=dtype))
+
+    # -- dtypes and devices ----------------------------------------------------------------------
+    def num_gpus(self) -> int:
+        return int(mx.context.num_gpus())
+
+    def device_of(self, x) -> tuple:
+        ctx = x.list_ctx()[0] if isinstance(x, gluon.Parameter) else x.context
+        return ("gpu", ctx.device_id) if ctx.device_type == "gpu" else ("cpu", 0)
+
+    @staticmethod
+    def _context(device):
+        return mx.cpu() if device[0] == "cpu" else mx.gpu(device[1])
+
+    def convert(self, tensor, dtype=None, device=None, requires_grad=False):
+        if device is not None:
+            tensor = tensor.as_in_context(self._context(device))
+        out = tensor if dtype is None else tensor.astype(dtype)
+        if requires_grad:
+            out = out.copy()
+            out.attach_grad(grad_req="add")
+        return out
+
+    def move(self, param, dtype=None, device=None) -> None:
+        # Gluon converts a Parameter in place (its data and gradient arrays are remade)
+        with autograd.pause():
+            if device is not None:
+                param.reset_ctx(self._context(device))
+            if dtype is not None:
+                param.cast(dtype)
 
     def requires_grad(self, param, flag=None) -> bool:
         if isinstance(param, nd.NDArray):  # a tensor: only attach_grad gives it a gradient

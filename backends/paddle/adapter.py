@@ -93,23 +93,69 @@ class PaddleAdapter(PaddleBackend):
         return paddle.to_tensor(array, stop_gradient=not requires_grad)
 
     def to_numpy(self, x) -> np.ndarray:
-        return np.array(x.detach().numpy(), copy=True)
+        x = x.detach()
+        if x.dtype == paddle.bfloat16:  # NumPy has no bfloat16: float32 holds it exactly
+            x = x.astype("float32")
+        return np.array(x.numpy(), copy=True)
+
+    # -- dtypes and devices ----------------------------------------------------------------------
+    def num_gpus(self) -> int:
+        return int(paddle.device.cuda.device_count()) if paddle.is_compiled_with_cuda() else 0
+
+    def device_of(self, x) -> tuple:
+        place = x.place
+        return ("gpu", place.gpu_device_id()) if place.is_gpu_place() else ("cpu", 0)
+
+    @staticmethod
+    def _place(device):
+        return paddle.CPUPlace() if device[0] == "cpu" else paddle.CUDAPlace(device[1])
+
+    def convert(self, tensor, dtype=None, device=None, requires_grad=False):
+        if device is not None:
+            tensor = tensor._copy_to(self._place(device), True)
+        out = tensor if dtype is None else tensor.astype(dtype)
+        if requires_grad:
+            out = out.detach()
+            out.stop_gradient = False
+        return out
+
+    def move(self, param, dtype=None, device=None) -> None:
+        # what paddle.nn.Layer.to does for each tensor: convert, then share the new data
+        # with the same object
+        if not param.stop_gradient:
+            param.clear_gradient(False)
+        with paddle.no_grad():
+            self._mover()._transform(param, None if device is None else self._place(device),
+                                     dtype, True)
+
+    def _mover(self):
+        mover = self.__dict__.get("_layer_for_transform")
+        if mover is None:
+            mover = self.__dict__["_layer_for_transform"] = paddle.nn.Layer()
+        return mover
 
     # -- parameters and buffers ----------------------------------------------------------------
     def create_parameter(self, array, requires_grad=True, buffer=False):
-        array = np.require(array, np.float32, "C")  # keeps a 0-d array 0-d
+        array = np.asarray(array)
+        array = np.require(array, array.dtype if array.dtype.kind == "f" else np.float32, "C")
+        dtype = array.dtype.name  # np.require keeps a 0-d array 0-d
         if buffer:
-            return paddle.to_tensor(array, dtype="float32", stop_gradient=True)
+            return paddle.to_tensor(array, dtype=dtype, stop_gradient=True)
         param = paddle.create_parameter(
-            shape=list(array.shape), dtype="float32",
+            shape=list(array.shape), dtype=dtype,
             default_initializer=paddle.nn.initializer.Assign(array),
         )
         param.stop_gradient = not requires_grad
         return param
 
     def assign(self, param, array) -> None:
+        dtype = param.dtype
+        carrier = np.float32 if dtype == paddle.bfloat16 else self.dtype(param)
         with paddle.no_grad():
-            param.set_value(np.require(array, np.float32, "C"))
+            if dtype == paddle.bfloat16:  # set_value takes no NumPy bfloat16
+                param.set_value(paddle.to_tensor(np.require(array, carrier, "C")).astype(dtype))
+            else:
+                param.set_value(np.require(array, carrier, "C"))
 
     def requires_grad(self, param, flag=None) -> bool:
         if flag is not None:

@@ -113,23 +113,69 @@ class TensorFlowAdapter(TensorFlowBackend):
         return dtype if isinstance(dtype, str) else dtype.name
 
     def to_numpy(self, x) -> np.ndarray:
+        if self.dtype_name(x) == "bfloat16":  # NumPy has no bfloat16: float32 holds it exactly
+            x = tf.cast(x, tf.float32)
         if hasattr(x, "numpy"):
             return np.array(x.numpy(), copy=True)
         return np.array(keras.ops.convert_to_numpy(x), copy=True)
 
+    # -- dtypes and devices ----------------------------------------------------------------------
+    def num_gpus(self) -> int:
+        return len(tf.config.list_physical_devices("GPU"))
+
+    def device_of(self, x) -> tuple:
+        where = str(getattr(self._tf_var(x), "device", "") or "")
+        kind, _, index = where.rpartition("device:")[2].upper().partition(":")
+        return ("gpu", int(index or 0)) if kind == "GPU" else ("cpu", 0)
+
+    @staticmethod
+    def _tf_device(device) -> str:
+        return "/CPU:0" if device[0] == "cpu" else f"/GPU:{device[1]}"
+
+    def convert(self, tensor, dtype=None, device=None, requires_grad=False):
+        with tf.device(self._tf_device(device or self.device_of(tensor))):
+            out = tf.identity(tensor)
+            out = out if dtype is None else tf.cast(out, dtype)
+            if requires_grad:
+                return self._remember(keras.Variable(out, dtype=out.dtype.name, trainable=True))
+            return out
+
+    def move(self, param, dtype=None, device=None) -> None:
+        if not isinstance(param, keras.Variable):
+            raise TypeError(f"cannot convert a {type(param).__name__} in place; d2lparams "
+                            "parameters on tensorflow are keras.Variable objects")
+        self.zero_grad(param)
+        old = self._tf_var(param)
+        value = self.convert(old.value(), dtype, device)
+        # a keras.Variable's dtype is fixed when its tf.Variable is made: make a new one
+        # under the same keras.Variable, which keeps its identity (layers, ties, optimizers)
+        with tf.device(self._tf_device(device or self.device_of(param))):
+            param._dtype = dtype or param.dtype
+            param._initialize(value)
+        self._keras_of.pop(id(old), None)
+        self._remember(param)
+
+    def set_layer_dtype(self, native, dtype) -> None:
+        # Keras casts a layer's inputs and variables to its dtype policy when it is called
+        if isinstance(native, keras.layers.Layer):
+            for layer in native._flatten_layers(include_self=True):
+                layer.dtype_policy = dtype
+
     # -- parameters and buffers ----------------------------------------------------------------
     def create_parameter(self, array, requires_grad=True, buffer=False):
-        value = np.asarray(array, dtype=np.float32)
+        value = np.asarray(array)
+        dtype = value.dtype.name if value.dtype.kind == "f" else "float32"
         if buffer:
-            return keras.Variable(value, dtype="float32", trainable=False)
+            return keras.Variable(value, dtype=dtype, trainable=False)
         # Created trainable so that the tape watches the underlying tf.Variable; frozen after.
-        var = keras.Variable(value, dtype="float32", trainable=True)
+        var = keras.Variable(value, dtype=dtype, trainable=True)
         if not requires_grad:
             var.trainable = False
         return self._remember(var)
 
     def assign(self, param, array) -> None:
-        param.assign(np.asarray(array, dtype=np.float32))
+        dtype = param.dtype if isinstance(param.dtype, str) else param.dtype.name
+        param.assign(np.asarray(array, dtype=np.float32 if dtype == "bfloat16" else dtype))
 
     def requires_grad(self, param, flag=None) -> bool:
         if not isinstance(param, (tf.Variable, keras.Variable)):

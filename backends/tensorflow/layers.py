@@ -167,7 +167,7 @@ class BatchNorm1d(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None, channel_axis=1):
         ops = keras.ops
-        x = ops.cast(inputs, "float32")
+        x = ops.cast(inputs, self.compute_dtype)
         if training and self.trainable:
             axes = [i for i in range(len(x.shape)) if i != channel_axis]
             count = 1

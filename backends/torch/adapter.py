@@ -47,7 +47,32 @@ class TorchAdapter(TorchBackend):
         return torch.tensor(array, requires_grad=requires_grad)
 
     def to_numpy(self, x) -> np.ndarray:
-        return x.detach().cpu().numpy().copy()
+        x = x.detach()
+        if x.dtype == torch.bfloat16:  # NumPy has no bfloat16: float32 holds it exactly
+            x = x.float()
+        return x.cpu().numpy().copy()
+
+    # -- dtypes and devices ----------------------------------------------------------------------
+    def num_gpus(self) -> int:
+        return int(torch.cuda.device_count())
+
+    def device_of(self, x) -> tuple:
+        device = x.device
+        return ("gpu", device.index or 0) if device.type == "cuda" else ("cpu", 0)
+
+    @staticmethod
+    def _torch_device(device):
+        return torch.device("cpu") if device[0] == "cpu" else torch.device("cuda", device[1])
+
+    def convert(self, tensor, dtype=None, device=None, requires_grad=False):
+        out = tensor.to(device=None if device is None else self._torch_device(device),
+                        dtype=None if dtype is None else getattr(torch, dtype))
+        return out.detach().requires_grad_() if requires_grad else out
+
+    def move(self, param, dtype=None, device=None) -> None:
+        # what nn.Module.to does: the same object, new data (the gradient is dropped)
+        param.grad = None
+        param.data = self.convert(param.data, dtype, device)
 
     # -- parameters and buffers ----------------------------------------------------------------
     def create_parameter(self, array, requires_grad=True, buffer=False):

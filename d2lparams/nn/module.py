@@ -9,10 +9,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .. import _registry, _state
+from .. import _devices, _registry, _state, _tensor
 from .._checks import InvalidValue, count_nonfinite, float32_array
 from .._errors import DeferredInitializationError, StateDictError
-from .._tensor import zeros
+from .._tensor import as_array, zeros
 from ..autograd import no_grad
 from .parameter import Parameter
 
@@ -84,6 +84,36 @@ def _has_attribute(obj, name: str) -> bool:
         return False
     except Exception:
         return True
+    return True
+
+
+def _floating_dtype(value) -> str | None:
+    """The floating dtype ``value`` carries (a NumPy array, a Parameter, a native tensor of
+    any backend), or ``None`` (integers, lists, numbers: converted without a cast)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.dtype.name if value.dtype.kind == "f" else None
+    if isinstance(value, Parameter):
+        return value.dtype
+    name = _registry.backend_of_type(value)
+    if name is None:
+        return None
+    found = _registry.adapter(name).dtype(value)
+    return found if found in _tensor.FLOATING else None
+
+
+def _converts_exactly(value, converted: np.ndarray, target: str) -> bool:
+    """Every value of ``value`` is unchanged in ``converted`` (its conversion to ``target``):
+    ``np.ones`` or a float32 model's state load into a float64 model without ``cast``, a
+    float64 model's state does not load into a float32 one."""
+    source = as_array(value)
+    with np.errstate(over="ignore", invalid="ignore"):
+        back = converted.astype(source.dtype)
+        same = (back == source) | ~np.isfinite(back)  # NaN/inf: the finiteness rule's
+        if not same.all():
+            return False
+    if target == "bfloat16":  # float32 carries it: the low 16 bits of every value are zero
+        bits = np.ascontiguousarray(converted, dtype=np.float32).view(np.uint32)
+        return not np.any(bits & 0xFFFF)
     return True
 
 
@@ -378,7 +408,14 @@ class Module:
         if isinstance(x, Parameter):
             return x.value()
         if isinstance(x, (np.ndarray, list, tuple, float, int)):
-            return ad.tensor(np.asarray(x, dtype=np.float32))
+            try:
+                first = next(iter(self.parameters()), None)
+            except DeferredInitializationError:  # a lazy layer: float32 until it is built
+                first = None
+            if first is None or (first.dtype == "float32" and first.device.type == "cpu"):
+                return ad.tensor(np.asarray(x, dtype=np.float32))
+            # NumPy input follows the model's dtype and device, as the model's own input
+            return _tensor.tensor(x, backend=ad.name, dtype=first.dtype, device=first.device)
         other = _registry.backend_of_type(x)
         raise TypeError(
             f"{type(self).__name__} is built on backend {ad.name!r} and was called with a "
@@ -421,8 +458,8 @@ class Module:
                 raise TypeError(
                     f"{type(self).__name__} computes in {expected} and was called with a "
                     f"{got} tensor of shape {tuple(int(n) for n in a.shape)}; convert the input "
-                    f"(d2p.tensor(x, backend={ad.name!r}) makes {expected}, or "
-                    f"x.astype(np.{expected}) for NumPy)"
+                    f"(d2p.tensor(x, dtype={expected!r}, backend={ad.name!r})), or the model "
+                    f"(model.to({got!r}))"
                 ) from exc
 
     def _explain_input(self, shape: tuple) -> str | None:
@@ -597,6 +634,83 @@ class Module:
             p.requires_grad = requires_grad
         return self
 
+    # -- dtypes and devices ----------------------------------------------------------------------
+    def to(self, *args, dtype=None, device=None):
+        """Convert every parameter and floating buffer to a dtype and/or move it to a device,
+        in place; returns ``self`` (PyTorch's ``module.to``).
+
+        ``to("float64")``, ``to(d2p.device("gpu", 0))``, ``to("cuda:0")``,
+        ``to(device, dtype)`` or the keywords. Parameters keep their identity (optimizers,
+        ties and ``.native`` see the change); their gradients are dropped. A float64 model
+        takes float64 input (``d2p.tensor(x, dtype="float64")``; NumPy input is converted to
+        the model's dtype).
+
+        Raises:
+            TypeError: a dtype the backend does not have (MXNet: bfloat16), or not floating.
+            ValueError: an unknown dtype or device name.
+            RuntimeError: a GPU the backend does not see; nothing is moved.
+        """
+        for arg in args:
+            if isinstance(arg, _devices.Device) or (
+                    isinstance(arg, str) and arg.partition(":")[0].lower() in ("cpu", "gpu", "cuda")):
+                if device is not None:
+                    raise TypeError("to() got two devices")
+                device = arg
+            elif dtype is None:
+                dtype = arg
+            else:
+                raise TypeError(f"to() takes a dtype and/or a device, got {args!r}")
+        ad = self._adapter
+        name = None
+        if dtype is not None:
+            name = _tensor.dtype_name(dtype)
+            if name not in _tensor.FLOATING:
+                raise TypeError(
+                    f"{type(self).__name__}.to: a module's parameters are floating point, got "
+                    f"dtype={dtype!r}; use 'float32', 'float64', 'float16' or 'bfloat16'"
+                )
+            _tensor.check_dtype(name, ad, "parameters")
+        where = None if device is None else _devices.resolve(device, ad)
+        members = {}
+        for member, is_param in self._state_targets().values():
+            native = member.native if is_param else member
+            if is_param or ad.dtype(native) in _tensor.FLOATING:
+                members[id(native)] = native
+        for member in members.values():
+            change_dtype = name if name is not None and ad.dtype(member) != name else None
+            change_device = where if where is not None and ad.device_of(member) != where else None
+            if change_dtype or change_device:
+                ad.move(member, change_dtype, change_device)
+        if name is not None:
+            for m in self.modules():
+                if m.__dict__.get("_native") is not None:
+                    ad.set_layer_dtype(m.native, name)
+        return self
+
+    def double(self):
+        """``to("float64")``."""
+        return self.to("float64")
+
+    def float(self):
+        """``to("float32")``."""
+        return self.to("float32")
+
+    def half(self):
+        """``to("float16")``."""
+        return self.to("float16")
+
+    def bfloat16(self):
+        """``to("bfloat16")`` (not on MXNet, which has no bfloat16)."""
+        return self.to("bfloat16")
+
+    def cpu(self):
+        """``to("cpu")``."""
+        return self.to(device="cpu")
+
+    def cuda(self, device: int | None = None):
+        """``to(d2p.device("gpu", device or 0))``: PyTorch's name, on every backend."""
+        return self.to(device=_devices.device("gpu", 0 if device is None else device))
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop every parameter's gradient (``grad`` is ``None`` again), or with
         ``set_to_none=False`` fill the existing gradients with zeros."""
@@ -688,23 +802,30 @@ class Module:
         return out
 
     def load_state_dict(self, state: Mapping, strict: bool = True, *,
-                        allow_nonfinite: bool = False) -> IncompatibleKeys:
+                        allow_nonfinite: bool = False, cast: bool = False) -> IncompatibleKeys:
         """Load ``state`` atomically: every key, shape and value is checked before anything
         is written.
 
-        Values are converted to float32; they must be real numbers and, unless
-        ``allow_nonfinite=True``, finite (NaN, inf and numbers beyond float32's range are
-        refused, as ``Parameter.set`` refuses them). Tied names (one parameter under two
+        Values are converted to each target's dtype where that changes no value (``np.ones``
+        into a float32 model, a float32 state into a float64 model); floating values that the
+        target's dtype does not hold exactly (a float64 model's state into a float32 model)
+        are refused unless ``cast=True``, which rounds them. They
+        must be real numbers and, unless ``allow_nonfinite=True``, finite (NaN, inf and
+        numbers beyond the dtype's range are refused, as ``Parameter.set`` refuses them).
+        Tied names (one parameter under two
         names) may both be given: equal values load, different ones are an error.
 
         Args:
             state: a mapping name -> array-like (NumPy, native tensors of any backend).
             strict: ``False`` skips missing and unexpected keys (never a wrong shape).
             allow_nonfinite: load NaN and inf as they are.
+            cast: convert floating values of another dtype to the target's (float64 rounds
+                to float32; float32 widens to float64 exactly).
 
         Raises:
             StateDictError: keys are missing or unexpected (``strict=True``), a shape does not
-                match, a value is not numeric, complex or not finite, or two names of one tied
+                match, a floating dtype differs without ``cast=True``, a value is not numeric,
+                complex or not finite, or two names of one tied
                 parameter carry different values; the module is left exactly as it was.
         """
         if not hasattr(state, "keys"):
@@ -719,14 +840,18 @@ class Module:
         invalid: dict = {}
         nonfinite: list = []
         arrays: dict = {}
+        dtypes: dict = {}
+        ad = self._adapter
         for key, (member, is_param) in targets.items():
             if key not in state:
                 continue
+            target = member.dtype if is_param else ad.dtype(member)
             try:
-                array = float32_array(state[key])
+                array = float32_array(state[key], _tensor.DTYPES.get(target, np.float32))
             except InvalidValue as exc:
                 invalid[key] = exc.reason
                 continue
+
             expected = self._target_shape(member, is_param)
             if array.shape != expected:
                 mismatched[key] = (expected, array.shape)
@@ -738,11 +863,17 @@ class Module:
                     f"{bad} of {array.size} entries are NaN/inf or beyond float32's range"
                 )
                 continue
+            source = _floating_dtype(state[key])
+            if (source is not None and source != target and not cast
+                    and not _converts_exactly(state[key], array, target)):
+                dtypes[key] = (source, target)
+                invalid[key] = f"{source} values that {target} does not hold exactly"
+                continue
             arrays[key] = array
         conflicting = self._tie_conflicts(targets, arrays)
         if mismatched or invalid or conflicting or (strict and (missing or unexpected)):
             raise self._state_error(missing, unexpected, mismatched, invalid, nonfinite,
-                                    conflicting, arrays)
+                                    conflicting, arrays, dtypes)
         written: set = set()
         for key, array in arrays.items():
             member, is_param = targets[key]
@@ -767,7 +898,7 @@ class Module:
         ]
 
     def _state_error(self, missing, unexpected, mismatched, invalid, nonfinite, conflicting,
-                     arrays):
+                     arrays, dtypes=None):
         parts, fixes = [], []
         if missing:
             parts.append(f"missing keys: {missing}")
@@ -790,8 +921,16 @@ class Module:
             parts.append(f"shape mismatch: {shown}")
             fixes.append("give each key an array of the expected canonical shape (a Linear "
                          "weight is (in_features, out_features))")
-        if invalid:
-            parts.append("invalid values: " + "; ".join(f"{k}: {why}" for k, why in invalid.items()))
+        dtypes = dtypes or {}
+        if dtypes:
+            parts.append("dtype mismatch: " + ", ".join(
+                f"{k}: {src} into {dst}" for k, (src, dst) in dtypes.items()))
+            src, dst = next(iter(dtypes.values()))
+            fixes.append(f"pass cast=True to convert the values to the model's dtype, or convert "
+                         f"the model first (model.to({src!r}))")
+        if len(invalid) > len(dtypes):
+            parts.append("invalid values: " + "; ".join(
+                f"{k}: {why}" for k, why in invalid.items() if k not in dtypes))
             fixes.append("give real, finite numbers"
                          + (" (np.nan_to_num(value) replaces NaN/inf), or pass "
                             "allow_nonfinite=True to load NaN/inf as they are" if nonfinite else ""))

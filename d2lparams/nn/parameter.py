@@ -6,7 +6,7 @@ import weakref
 
 import numpy as np
 
-from .. import _registry
+from .. import _devices, _registry, _tensor
 from .. import init as _init
 from .._checks import finite_float32
 from .._state import check_not_recording
@@ -54,10 +54,20 @@ class Parameter:
     _d2p_parameter = True
     __array_priority__ = 1000
 
-    def __init__(self, value, requires_grad: bool = True, *, backend: str | None = None):
+    def __init__(self, value, requires_grad: bool = True, *, backend: str | None = None,
+                 dtype: str | None = None):
         ad = _registry.adapter(backend)
-        array = np.array(self._checked(value, "nn.Parameter"), dtype=np.float32, copy=True)
-        self._attach(ad, ad.create_parameter(array, bool(requires_grad)), None)
+        name = _tensor.dtype_name(dtype)
+        if name not in _tensor.FLOATING:
+            raise TypeError(f"nn.Parameter: a parameter is floating point (float32, float64, "
+                            f"float16 or bfloat16), got dtype={dtype!r}")
+        _tensor.check_dtype(name, ad, "parameters")
+        carrier = _tensor.DTYPES[name]
+        array = np.array(self._checked(value, "nn.Parameter", carrier), dtype=carrier, copy=True)
+        native = ad.create_parameter(array, bool(requires_grad))
+        if name == "bfloat16":
+            ad.move(native, name)
+        self._attach(ad, native, None)
         _views[(ad.name, id(self._native))] = self
 
     def _attach(self, ad, native, layout: tuple | None) -> None:
@@ -110,7 +120,19 @@ class Parameter:
 
     @property
     def dtype(self) -> str:
-        return "float32"
+        """The dtype as a name: ``"float32"`` (the default), ``"float64"``, ``"float16"`` or
+        ``"bfloat16"``."""
+        return self._adapter.dtype(self._native)
+
+    @property
+    def _carrier(self):
+        """The NumPy type that holds the values (float32 for bfloat16, which NumPy lacks)."""
+        return _tensor.DTYPES.get(self.dtype, np.float32)
+
+    @property
+    def device(self):
+        """Where the parameter lives: ``device('cpu')`` or ``device('gpu:0')``."""
+        return _devices.Device(*self._adapter.device_of(self._native))
 
     def numel(self) -> int:
         """The number of scalars."""
@@ -129,7 +151,8 @@ class Parameter:
         return canonical.T if self._swap else canonical.transpose(self._inverse)
 
     def numpy(self) -> np.ndarray:
-        """A float32 NumPy copy in the canonical layout.
+        """A NumPy copy in the canonical layout, in the parameter's dtype (float32 for
+        bfloat16, which NumPy lacks; every bfloat16 value is a float32 exactly).
 
         For a parameter the framework stores in another layout (transposed, or a Keras conv
         kernel), the copy is a permuted view of a fresh native-layout copy (for a transposed
@@ -170,23 +193,27 @@ class Parameter:
 
     def __deepcopy__(self, memo) -> Parameter:
         """A new parameter on the same backend holding a copy of the value (canonical
-        layout) and the same ``requires_grad``; no gradient."""
+        layout) with the same dtype, device and ``requires_grad``; no gradient."""
         if id(self) in memo:
             return memo[id(self)]
-        new = Parameter(self.numpy(), requires_grad=self.requires_grad, backend=self.backend)
+        new = Parameter(self.numpy(), requires_grad=self.requires_grad, backend=self.backend,
+                        dtype=self.dtype)
+        where = self._adapter.device_of(self._native)
+        if where != ("cpu", 0):
+            new._adapter.move(new._native, None, where)
         memo[id(self)] = new
         return new
 
     # -- writing -----------------------------------------------------------------------------
     def _write(self, canonical: np.ndarray) -> None:
-        value = np.asarray(canonical, dtype=np.float32)
+        value = np.asarray(canonical, dtype=self._carrier)
         self._adapter.assign(self._native, self._native_layout(value))
 
-    def _checked(self, value, what: str) -> np.ndarray:
-        """``value`` as a float32 array, numeric, real and finite (the rule ``load_state_dict``
-        applies too, unless it is given ``allow_nonfinite=True``)."""
+    def _checked(self, value, what: str, carrier=None) -> np.ndarray:
+        """``value`` as an array of the parameter's dtype, numeric, real and finite (the rule
+        ``load_state_dict`` applies too, unless it is given ``allow_nonfinite=True``)."""
         try:
-            return finite_float32(value, what)
+            return finite_float32(value, what, self._carrier if carrier is None else carrier)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{exc}; the parameter is unchanged") from None
 
