@@ -189,6 +189,8 @@ class MXNetAdapter(MXNetBackend):
                 param.reset_ctx(self._context(device))
             if dtype is not None:
                 param.cast(dtype)
+        if param.grad_req != "null":
+            self.zero_grad(param, True)
 
     def requires_grad(self, param, flag=None) -> bool:
         if isinstance(param, nd.NDArray):  # a tensor: only attach_grad gives it a gradient
@@ -550,7 +552,12 @@ class MXNetAdapter(MXNetBackend):
         mode = autograd.train_mode() if training else autograd.predict_mode()
         with mode:
             try:
-                return native(*args)
+                out = native(*args)
+                if (args and isinstance(args[0], nd.NDArray) and args[0].dtype == np.float16
+                        and isinstance(out, nd.NDArray) and args[0].context.device_type == "cpu"):
+                    # MXNet reports a missing float16 CPU kernel only when the value is read
+                    out.wait_to_read()
+                return out
             except mx.base.MXNetError:
                 if not any(isinstance(a, nd.NDArray) and a.ndim and a.shape[0] == 0 for a in args):
                     raise

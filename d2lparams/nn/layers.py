@@ -53,6 +53,10 @@ class _Layer(Module):
         mine = self._raw_state() or {}
         for name, member in theirs.items():
             if name in mine:
+                dtype, where = ad.dtype(member), ad.device_of(member)
+                if ad.dtype(mine[name]) != dtype or ad.device_of(mine[name]) != where:
+                    ad.move(mine[name], dtype, where)
+                    ad.set_layer_dtype(self.native, dtype)
                 ad.assign(mine[name], ad.to_numpy(member))
                 if name not in self._buffer_names:
                     ad.requires_grad(mine[name], ad.requires_grad(member))

@@ -447,9 +447,10 @@ class Module:
     def _check_input_dtype(self, args, exc) -> None:
         ad = self._adapter
         try:
-            expected = next((p.dtype for p in self.parameters()), "float32")
+            first = next(iter(self.parameters()), None)
         except DeferredInitializationError:  # a lazy layer that failed before it was built
-            expected = "float32"
+            first = None
+        expected = "float32" if first is None else first.dtype
         for a in args:
             if not ad.is_tensor(a):
                 continue
@@ -461,6 +462,15 @@ class Module:
                     f"(d2p.tensor(x, dtype={expected!r}, backend={ad.name!r})), or the model "
                     f"(model.to({got!r}))"
                 ) from exc
+        if expected in ("float16", "bfloat16") and first is not None and first.device == "cpu":
+            # PaddlePaddle and MXNet hold half-precision parameters but have no CPU kernels
+            # for some operations on them
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeError(
+                f"{type(self).__name__} holds {expected} parameters and {ad.framework_name} "
+                f"could not compute in {expected} on the CPU ({reason[:200]}); convert the "
+                f"model to float32 (model.float()) or run it on a GPU (model.to(d2p.try_gpu()))"
+            ) from exc
 
     def _explain_input(self, shape: tuple) -> str | None:
         """Why an input of ``shape`` does not fit this module (``None``: no known reason).
@@ -997,8 +1007,10 @@ class Module:
             new.register_parameter(name, copy.deepcopy(p, memo))
         for name, buf in d["_buffers"].items():
             if buf is not None and id(buf) not in memo:
-                value = self._adapter.to_numpy(buf)
-                memo[id(buf)] = self._adapter.create_parameter(value, buffer=True)
+                ad = self._adapter
+                memo[id(buf)] = ad.create_parameter(ad.to_numpy(buf), buffer=True)
+                if (ad.dtype(buf), ad.device_of(buf)) != (ad.dtype(memo[id(buf)]), ("cpu", 0)):
+                    ad.move(memo[id(buf)], ad.dtype(buf), ad.device_of(buf))
             nd["_buffers"][name] = None if buf is None else memo[id(buf)]
             self._adapter.register(new.native, name, nd["_buffers"][name], "buffer")
         for name, child in d["_modules"].items():
