@@ -294,3 +294,14 @@ def test_a_model_on_the_gpu_computes_what_it_computes_on_the_cpu(backend):
     net.cpu()
     assert d2p.device_of(net) == "cpu"
     np.testing.assert_allclose(d2p.to_numpy(net(X)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_name_only_the_framework_has_points_to_native(backend):
+    from d2lparams.nn._hints import PARAMETER
+
+    p = mlp()[0].weight
+    name = next(a for a in dir(p.native) if not a.startswith("_") and not hasattr(type(p), a)
+                and a not in PARAMETER)
+    with pytest.raises(AttributeError, match=rf"framework's own parameter does: use "
+                                             rf"p\.native\.{name} "):
+        getattr(p, name)

@@ -14,6 +14,7 @@ from .._checks import InvalidValue, count_nonfinite, float32_array
 from .._errors import DeferredInitializationError, StateDictError
 from .._tensor import as_array, zeros
 from ..autograd import no_grad
+from . import _hints
 from .parameter import Parameter
 
 
@@ -121,12 +122,14 @@ def _missing_attribute(module, name: str) -> str:
     """The message of an AttributeError: says where the attribute is when d2lparams has no
     such name but the framework's own module has (``.native``)."""
     text = f"{type(module).__name__!r} object has no attribute {name!r}"
+    way = _hints.hint(_hints.MODULE, name, "nn.Module")
+    text += way
     native = module.__dict__.get("_native")
     if native is not None and not name.startswith("_") and hasattr(type(native), name):
-        text += (
-            f"; d2lparams does not provide it, but the framework's own module does: use "
-            f"module.native.{name} ({type(native).__module__}.{type(native).__name__})"
-        )
+        where = f"module.native.{name} ({type(native).__module__}.{type(native).__name__})"
+        text += (f"; the framework's own module also has it: {where}" if way else
+                 f"; d2lparams does not provide it, but the framework's own module does: use "
+                 f"{where}")
     return text
 
 

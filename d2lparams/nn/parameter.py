@@ -10,6 +10,7 @@ from .. import _devices, _registry, _tensor
 from .. import init as _init
 from .._checks import finite_float32
 from .._state import check_not_recording
+from . import _hints
 
 # One Parameter per native parameter while anybody holds it: (backend, id(native)) -> Parameter.
 # The Parameter holds its native strongly, so an id cannot be reused while the entry lives.
@@ -90,6 +91,18 @@ class Parameter:
             view._attach(ad, native, layout)
             _views[key] = view
         return view
+
+    def __getattr__(self, name: str):
+        # only for names that normal lookup did not find
+        if name.startswith("_"):
+            raise AttributeError(name)
+        text = f"'Parameter' object has no attribute {name!r}"
+        text += _hints.hint(_hints.PARAMETER, name, "Parameter")
+        native = self.__dict__.get("_native")
+        if native is not None and name not in _hints.PARAMETER and hasattr(native, name):
+            text += (f"; d2lparams does not provide it, but the framework's own parameter does: "
+                     f"use p.native.{name} ({type(native).__module__}.{type(native).__name__})")
+        raise AttributeError(text)
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -454,7 +467,7 @@ class ParameterData:
         return self._update(self.numpy() / np.asarray(other))
 
     def fill_(self, value) -> ParameterData:
-        return self._update(np.full(self.shape, value, dtype=np.float32))
+        return self._update(np.full(self.shape, value, dtype=self._param._carrier))
 
     def zero_(self) -> ParameterData:
         return self.fill_(0.0)
