@@ -191,3 +191,21 @@ def test_lenet_checkpoint_ports_across_every_ordered_pair_of_backends(tmp_path):
         worst = json.loads(proc.stdout.strip().splitlines()[-1])
         for path, deviation in worst.items():
             assert deviation < 1e-5, f"{path} loaded on {target}: relative deviation {deviation}"
+
+
+def test_float64_lenet_matches_numpy_in_float64(backend):
+    """Conv, pooling, Flatten and Linear all compute in float64 after ``double()``."""
+    net = lenet_state().double()
+    sd = net.state_dict()
+    assert {v.dtype for v in sd.values()} == {np.dtype(np.float64)}
+    X = np.random.default_rng(0).random((2, 1, 28, 28))  # float64
+    G = np.random.default_rng(1).standard_normal((2, 10))
+    out, grads = R.lenet(sd, X, G)
+    y = net(d2p.tensor(X, dtype="float64"))
+    assert d2p.to_numpy(y).dtype == np.float64
+    np.testing.assert_allclose(d2p.to_numpy(y), out, rtol=1e-10, atol=1e-12)
+    Gt = d2p.tensor(G, dtype="float64")
+    d2p.backward(lambda: ops.sum(net(d2p.tensor(X, dtype="float64")) * Gt))
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(p.grad, grads[name], rtol=1e-9,
+                                   atol=1e-12 * np.abs(grads[name]).max(), err_msg=name)

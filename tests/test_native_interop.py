@@ -202,3 +202,17 @@ def test_the_frameworks_own_training_api_trains_net_native(backend):
     assert any(np.abs(trained[k] - start[k]).max() > 1e-3 for k in start)
     for key, value in twin.state_dict().items():
         np.testing.assert_allclose(trained[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_a_wrapped_native_model_converts_to_float64(backend):
+    net, _ = NATIVE[backend]()
+    view = d2p.wrap(net)
+    sd = view.state_dict()
+    assert view.double() is view
+    assert {p.dtype for p in view.parameters()} == {"float64"}
+    X64 = X.astype(np.float64)
+    h = np.maximum(X64 @ sd[list(sd)[0]] + sd[list(sd)[1]], 0)
+    expected = h @ sd[list(sd)[2]] + sd[list(sd)[3]]
+    out = view(d2p.tensor(X64, dtype="float64"))
+    assert d2p.to_numpy(out).dtype == np.float64
+    np.testing.assert_allclose(d2p.to_numpy(out), expected, rtol=1e-12, atol=1e-12)
