@@ -114,7 +114,9 @@ def test_to_keeps_identity_ties_and_values(backend):
         np.testing.assert_array_equal(after[k], v.astype(np.float64))  # widening is exact
     net[2].weight.data[0, 0] = 0.1  # float64 write, seen under both names
     assert net.state_dict()["4.weight"][0, 0] == 0.1
+    assert "dtype='float64', requires_grad=True" in repr(net[0].weight)
     net.float()
+    assert "dtype" not in repr(net[0].weight).partition(":")[0]
     np.testing.assert_array_equal(net.state_dict()["0.weight"], before["0.weight"])
     assert copy.deepcopy(net.double())[0].weight.dtype == "float64"
 

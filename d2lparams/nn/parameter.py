@@ -388,8 +388,11 @@ class Parameter:
 
     def __repr__(self) -> str:
         body = np.array2string(self.numpy(), precision=4, separator=", ", threshold=20)
+        dtype, where = self.dtype, self.device
+        extra = ("" if dtype == "float32" else f", dtype={dtype!r}") + (
+            "" if where == "cpu" else f", device={str(where)!r}")
         return (
-            f"Parameter(backend={self.backend!r}, shape={self.shape}, "
+            f"Parameter(backend={self.backend!r}, shape={self.shape}{extra}, "
             f"requires_grad={self.requires_grad}):\n{body}"
         )
 
