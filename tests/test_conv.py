@@ -161,6 +161,7 @@ NATIVE_CONV_LAYOUT = {
     "tensorflow": ((3, 2, 4, 6), (2, 3, 1, 0)),
     "mxnet": ((6, 4, 3, 2), (0, 1, 2, 3)),
     "paddle": ((6, 4, 3, 2), (0, 1, 2, 3)),
+    "jax": ((3, 2, 4, 6), (2, 3, 1, 0)),
 }
 
 
@@ -189,6 +190,7 @@ NATIVE_CONV_DEFAULT = {
     "tensorflow": ("Glorot uniform U(±√(6/(fan_in+fan_out)))", "zeros"),
     "mxnet": ("U(±0.07)", "zeros"),
     "paddle": ("N(0, 2/fan_in)", "zeros"),
+    "jax": ("LeCun normal, truncated at ±2σ: std √(1/fan_in)", "zeros"),
 }
 
 

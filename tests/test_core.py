@@ -22,6 +22,7 @@ NATIVE_WEIGHT_SHAPE = {
     "tensorflow": (4, 8),
     "mxnet": (8, 4),
     "paddle": (4, 8),
+    "jax": (4, 8),
 }
 
 

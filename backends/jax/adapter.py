@@ -15,6 +15,7 @@ from flax import nnx
 from flax.nnx import tracers
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
+from jax.experimental import enable_x64
 
 from d2lparams._conv import same_padding
 
@@ -61,11 +62,13 @@ def _mark_bwd(_, grads):
 _mark.defvjp(_mark_fwd, _mark_bwd, symbolic_zeros=True)
 
 
-def _dtype(name: str):
-    # 32-bit mode (JAX's default): a 64-bit request gives the 32-bit type, without a warning
-    if not jax.config.jax_enable_x64:
-        name = {"int64": "int32", "float64": "float32", "uint64": "uint32"}.get(name, name)
-    return jnp.dtype(name)
+def _in_dtype(dtype: str, compute):
+    """``compute()`` cast to ``dtype``; a 64-bit integer type is made in a 64-bit scope
+    (JAX's 32-bit mode would give int32; its operations take int64 arrays as they are)."""
+    if dtype in ("int64", "uint64"):
+        with enable_x64(True):
+            return jnp.asarray(compute()).astype(dtype)
+    return jnp.asarray(compute()).astype(dtype)
 
 
 def _pick(x, index, dim):
@@ -105,12 +108,15 @@ class JaxAdapter(JaxBackend):
         "concat": lambda self, tensors, dim: jnp.concatenate(list(tensors), axis=dim),
         "log_softmax": lambda self, x, dim: jax.nn.log_softmax(x, axis=dim),
         "clamp": lambda self, x, low, high: jnp.clip(x, low, high),
-        "argmax": lambda self, x, dim, keepdim: jnp.argmax(x, axis=dim, keepdims=keepdim),
+        "argmax": lambda self, x, dim, keepdim: _in_dtype(
+            "int64", lambda: jnp.argmax(x, axis=dim, keepdims=keepdim)),
         "amax": lambda self, x, dim, keepdim: jnp.max(x, axis=dim, keepdims=keepdim),
         "amin": lambda self, x, dim, keepdim: jnp.min(x, axis=dim, keepdims=keepdim),
         "pick": lambda self, x, index, dim: _pick(x, index, dim),
-        "one_hot": lambda self, x, n, dtype: jax.nn.one_hot(x, n, dtype=_dtype(dtype)),
-        "astype": lambda self, x, dtype: jnp.asarray(x).astype(_dtype(dtype)),
+        "one_hot": lambda self, x, n, dtype: _in_dtype(dtype, lambda: jax.nn.one_hot(x, n)),
+        "astype": lambda self, x, dtype: _in_dtype(dtype, lambda: x),
+        "zeros_like": lambda self, x: _in_dtype(str(x.dtype), lambda: jnp.zeros_like(x)),
+        "ones_like": lambda self, x: _in_dtype(str(x.dtype), lambda: jnp.ones_like(x)),
         "dropout": _dropout,
         "detach": lambda self, x: lax.stop_gradient(x),
         "conv2d": _conv2d,
@@ -135,6 +141,11 @@ class JaxAdapter(JaxBackend):
         return isinstance(x, (jax.Array, L.Leaf))
 
     def tensor(self, array, requires_grad=False):
+        if array.dtype.itemsize == 8 and array.dtype.kind in "iu":
+            # int64 labels stay int64 (JAX's 32-bit mode would truncate them to int32);
+            # JAX's operations take them as they are
+            with enable_x64(True):
+                return jnp.asarray(array)
         value = jnp.asarray(array)
         return L.know(L.Leaf(value)) if requires_grad else value
 
@@ -142,7 +153,12 @@ class JaxAdapter(JaxBackend):
         return str(L.value_of(x).dtype)
 
     def to_numpy(self, x) -> np.ndarray:
-        return np.array(L.value_of(x), copy=True)
+        x = L.value_of(x)
+        # inside d2p.backward's transformation a value is a JVP tracer: read its primal
+        # (reading a value while recording works on the tape frameworks too)
+        while isinstance(x, jax.core.Tracer) and getattr(x, "primal", None) is not None:
+            x = x.primal
+        return np.array(x, copy=True)
 
     # -- parameters and buffers ----------------------------------------------------------------
     def create_parameter(self, array, requires_grad=True, buffer=False):

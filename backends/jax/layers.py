@@ -60,7 +60,20 @@ def put(module, name: str, value) -> None:
 
 
 class Leaf(nnx.Variable):
-    """A tensor made with ``requires_grad=True``: its gradient accumulates on it."""
+    """A tensor made with ``requires_grad=True``: its gradient accumulates on it (NNX's
+    Variable has the arithmetic operators; the ordering comparisons are added)."""
+
+    def __lt__(self, other):
+        return self.value < value_of(other)
+
+    def __le__(self, other):
+        return self.value <= value_of(other)
+
+    def __gt__(self, other):
+        return self.value > value_of(other)
+
+    def __ge__(self, other):
+        return self.value >= value_of(other)
 
 
 class Buffer(nnx.Variable):
