@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import weakref
 
@@ -387,6 +388,11 @@ class JaxAdapter(JaxBackend):
                 "dilation": tuple(native.kernel_dilation),
                 "groups": int(native.feature_group_count),
                 "bias": bool(native.use_bias) if built else bool(opts["bias"])}}
+        if isinstance(native, nnx.Conv) and len(native.kernel_size) == 2 \
+                and native.input_dilation in (1, (1, 1), None) and native.mask is None:
+            return self._inspect_nnx_conv(native)
+        if isinstance(native, functools.partial):
+            return _inspect_partial(native)
         if isinstance(native, (L.MaxPool2d, L.AvgPool2d)):
             kind = "max_pool2d" if isinstance(native, L.MaxPool2d) else "avg_pool2d"
             return {"kind": kind, "options": {"kernel_size": native.kernel_size,
@@ -401,6 +407,19 @@ class JaxAdapter(JaxBackend):
                 "num_features": int(native.num_features), "eps": float(native.epsilon),
                 "momentum": round(1.0 - float(native.momentum), 12)}}
         return None
+
+    def _inspect_nnx_conv(self, native) -> dict | None:
+        """NNX's own ``Conv`` (NHWC: a wrapped one keeps its own call) where PyTorch's meaning
+        fits; its HWIO kernel reads canonically as d2lparams' own does."""
+        stride, dilation = _pair(native.strides), _pair(native.kernel_dilation)
+        padding = _padding(native.padding)
+        if padding is None or padding == "same" and stride != (1, 1):
+            return None
+        return {"kind": "conv2d", "options": {
+            "in_channels": int(native.in_features), "out_channels": int(native.out_features),
+            "kernel_size": tuple(native.kernel_size), "stride": stride, "padding": padding,
+            "dilation": dilation, "groups": int(native.feature_group_count),
+            "bias": bool(native.use_bias)}}
 
     def _inspect_module(self, native) -> dict:
         """Any other module (or an ``nnx.List``/``nnx.Dict`` of modules): its attributes in
@@ -572,6 +591,44 @@ class JaxAdapter(JaxBackend):
         finally:
             for v, raw in saved:
                 object.__setattr__(v, "raw_value", raw)
+
+
+def _pair(value) -> tuple:
+    if value is None:
+        return (1, 1)
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _padding(padding):
+    """A flax padding as d2lparams' one (a symmetric pair, ``"same"``), else ``None``."""
+    if isinstance(padding, str):
+        return {"VALID": (0, 0), "SAME": "same"}.get(padding.upper())
+    if isinstance(padding, int):
+        return (padding, padding)
+    pads = [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
+    if len(pads) == 2 and all(len(p) == 2 and p[0] == p[1] for p in pads):
+        return (pads[0][0], pads[1][0])
+    return None
+
+
+def _inspect_partial(native) -> dict | None:
+    """Flax's pooling functions and a global mean, as NNX models write them in a
+    ``Sequential`` (``partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2))``); they
+    keep their own NHWC call."""
+    kw, func = native.keywords, native.func
+    if func in (nnx.max_pool, nnx.avg_pool) and not native.args and "window_shape" in kw:
+        window = tuple(kw["window_shape"])
+        padding = _padding(kw.get("padding", "VALID"))
+        if len(window) != 2 or padding in (None, "same") or not kw.get("count_include_pad", True):
+            return None
+        kind = "max_pool2d" if func is nnx.max_pool else "avg_pool2d"
+        return {"kind": kind, "options": {"kernel_size": window,
+                                          "stride": _pair(kw.get("strides")),
+                                          "padding": padding}}
+    if func is jnp.mean and not native.args and tuple(kw.get("axis", ())) == (1, 2) \
+            and kw.get("keepdims"):
+        return {"kind": "adaptive_avg_pool2d", "options": {"output_size": (1, 1)}}
+    return None
 
 
 def native_child(value, owner) -> bool:
