@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import nox
 
-BACKENDS = ["torch", "tensorflow", "mxnet", "paddle"]
+BACKENDS = ["torch", "tensorflow", "mxnet", "paddle", "jax"]
 
 # Prints the other frameworks importable in the session's environment (there must be none).
 OTHER_FRAMEWORKS = f"""

@@ -6,7 +6,7 @@ import os
 import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ORDER = ["torch", "tensorflow", "mxnet", "paddle"]
+ORDER = ["torch", "tensorflow", "mxnet", "paddle", "jax"]
 
 
 def _indent(text: str) -> str:

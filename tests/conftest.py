@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-ALL = ("torch", "tensorflow", "mxnet", "paddle")
+ALL = ("torch", "tensorflow", "mxnet", "paddle", "jax")
 
 
 def relu(x):

@@ -166,7 +166,7 @@ CASES = [
     ("initializer not a subclass", lambda w: init.initialize_(w.net[0].weight, lambda s, r: np.zeros(s)), TypeError, r"subclass init\.Initializer"),
     ("initializer wrong shape", lambda w: init.initialize_(w.net[0].weight, WrongShape()), ValueError, r"return an array of the shape it is given"),
     ("reset without linear", lambda w: init.reset_(nn.Sequential(nn.ReLU()), "torch"), ValueError, r"no nn\.Linear"),
-    ("unknown scheme", lambda w: init.reset_(w.net, "jax"), ValueError, r"unknown backend 'jax'"),
+    ("unknown scheme", lambda w: init.reset_(w.net, "theano"), ValueError, r"unknown backend 'theano'"),
     ("weight_init text", lambda w: nn.Linear(2, 2, weight_init="normal"), TypeError, r"init\.Initializer, a number, or a function"),
     # optimizers
     ("param in two groups", lambda w: optim.SGD([{"params": [w.net[0].weight]}, {"params": w.net.parameters()}], lr=0.1), ValueError, r"give each parameter to one group only"),
@@ -220,7 +220,7 @@ CASES = [
     ("save bad path type", lambda w: d2p.save(w.net, 42), TypeError, r"str or os\.PathLike"),
     ("save a list", lambda w: d2p.save([1, 2], w.path), TypeError, r"nn\.Module or a state dict"),
     # backends and tensors
-    ("unknown backend", lambda w: d2p.set_backend("jax"), ValueError, r"known names and aliases: .*'torch'"),
+    ("unknown backend", lambda w: d2p.set_backend("theano"), ValueError, r"known names and aliases: .*'torch'"),
     ("backend not a name", lambda w: d2p.set_backend(3), TypeError, r"must be a str"),
     ("negative seed", lambda w: d2p.seed(-1), ValueError, r"d2p\.seed\(0\)"),
     ("negative shape", lambda w: d2p.rand(-1, 2), ValueError, r"non-negative ints"),

@@ -239,7 +239,14 @@ NATIVE_NAME = {
     "tensorflow": lambda root, p: p.path,
     "mxnet": lambda root, p: p.name,
     "paddle": lambda root, p: p.name,
+    "jax": lambda root, p: next("/".join(map(str, path)) for path, v in _nnx_graph(root)
+                                if v is p),
 }
+
+
+def _nnx_graph(root):
+    from flax import nnx
+    return nnx.graph.iter_graph(root)
 
 
 # The chapter's network written in each framework's own code (the point is native code).
@@ -261,6 +268,10 @@ def native_seed_net(backend):
     if backend == "paddle":
         import paddle
         return paddle.nn.Sequential(paddle.nn.Linear(4, 8), paddle.nn.ReLU(), paddle.nn.Linear(8, 1))
+    if backend == "jax":
+        from flax import nnx
+        rngs = nnx.Rngs(0)
+        return nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, nnx.Linear(8, 1, rngs=rngs))
     raise AssertionError(backend)
 
 

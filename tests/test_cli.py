@@ -81,8 +81,8 @@ def test_hidden_backends_workers_and_bad_names():
     assert proc.stdout.startswith(f"d2lparams compare {d2p.__version__}: {count} scenarios on {name} "
                                   "(each backend in its own process, 1 at a time)")
     assert "\x1b[" not in proc.stdout  # not a terminal: plain text
-    bad = cli("compare", "--backends", "jax")
-    assert bad.returncode == 2 and "--backends: unknown backend 'jax'" in bad.stderr
+    bad = cli("compare", "--backends", "theano")
+    assert bad.returncode == 2 and "--backends: unknown backend 'theano'" in bad.stderr
     zero = cli("compare", "--workers", "0")
     assert zero.returncode == 2 and "expected at least 1 process, got 0" in zero.stderr
 

@@ -161,6 +161,7 @@ NATIVE_CONV_LAYOUT = {
     "tensorflow": ((3, 2, 4, 6), (2, 3, 1, 0)),
     "mxnet": ((6, 4, 3, 2), (0, 1, 2, 3)),
     "paddle": ((6, 4, 3, 2), (0, 1, 2, 3)),
+    "jax": ((3, 2, 4, 6), (2, 3, 1, 0)),
 }
 
 
@@ -189,6 +190,7 @@ NATIVE_CONV_DEFAULT = {
     "tensorflow": ("Glorot uniform U(±√(6/(fan_in+fan_out)))", "zeros"),
     "mxnet": ("U(±0.07)", "zeros"),
     "paddle": ("N(0, 2/fan_in)", "zeros"),
+    "jax": ("LeCun normal, truncated at ±2σ: std √(1/fan_in)", "zeros"),
 }
 
 
@@ -412,11 +414,25 @@ def _paddle_model():
     return model, model[0].weight
 
 
+def _nnx_model():
+    from functools import partial
+
+    import jax.numpy as jnp
+    from flax import nnx
+
+    model = nnx.Sequential(nnx.Conv(3, 10, (3, 3), padding="VALID", rngs=nnx.Rngs(0)),
+                           partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2)),
+                           partial(nnx.avg_pool, window_shape=(2, 2), strides=(2, 2)),
+                           partial(jnp.mean, axis=(1, 2), keepdims=True))
+    return model, model.layers[0].kernel
+
+
 NATIVE_MODELS = {
     "torch": (_torch_model, (0, 1, 2, 3), "BatchNorm2d"),
     "tensorflow": (_keras_model, (2, 3, 1, 0), None),
     "mxnet": (_gluon_model, (0, 1, 2, 3), None),
     "paddle": (_paddle_model, (0, 1, 2, 3), "BatchNorm2d"),
+    "jax": (_nnx_model, (2, 3, 1, 0), None),
 }
 
 

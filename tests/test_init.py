@@ -105,6 +105,9 @@ NATIVE_DEFAULTS = {
     "mxnet": {"weight": ("uniform", lambda fi, fo: 0.07), "bias": ("zeros", None)},
     "paddle": {"weight": ("uniform", lambda fi, fo: math.sqrt(6 / (fi + fo))),
                "bias": ("zeros", None)},
+    # LeCun normal truncated at two standard deviations, rescaled to keep std √(1/fan_in)
+    "jax": {"weight": ("truncated_normal", lambda fi, fo: math.sqrt(1 / fi)),
+            "bias": ("zeros", None)},
 }
 
 
@@ -125,6 +128,10 @@ def test_native_default_initialization(backend, fan_in, fan_out):
         kind, bound = table[name]
         if kind == "zeros":
             assert not values.any()
+        elif kind == "truncated_normal":
+            std = bound(fan_in, fan_out)
+            assert np.abs(values).max() <= 2 * std / 0.87962566103423978 * (1 + 1e-6)
+            assert abs(values.std() - std) < 0.01 * std and abs(values.mean()) < 0.01 * std
         elif name == "weight":
             check_uniform(values, bound(fan_in, fan_out))
         else:

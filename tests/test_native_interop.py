@@ -91,8 +91,26 @@ def paddle_model_and_loop():
     return net, train
 
 
+def jax_model_and_loop():
+    import optax
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    net = nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, nnx.Linear(8, 1, rngs=rngs))
+
+    def train(steps):
+        opt = nnx.Optimizer(net, optax.sgd(0.05), wrt=nnx.Param)
+        for _ in range(steps):
+            grads = nnx.grad(lambda model: ((model(X) - Y) ** 2).mean())(net)
+            opt.update(net, grads)
+        return [np.asarray(v.value).copy() for _, v in nnx.to_flat_state(nnx.state(net, nnx.Param))]
+
+    return net, train
+
+
 NATIVE = {"torch": torch_model_and_loop, "tensorflow": tensorflow_model_and_loop,
-          "mxnet": mxnet_model_and_loop, "paddle": paddle_model_and_loop}
+          "mxnet": mxnet_model_and_loop, "paddle": paddle_model_and_loop,
+          "jax": jax_model_and_loop}
 
 
 def test_wrap_changes_nothing_about_a_native_training_loop(backend):
@@ -124,7 +142,8 @@ def test_gradients_accumulate_on_a_wrapped_native_model(backend):
 
 
 #: the native models above: keras' and gluon's Dense carry the activation themselves
-FUSED_ACTIVATION = {"torch": False, "tensorflow": True, "mxnet": True, "paddle": False}
+FUSED_ACTIVATION = {"torch": False, "tensorflow": True, "mxnet": True, "paddle": False,
+                    "jax": False}
 
 
 def test_repr_shows_a_wrapped_layers_builtin_activation(backend):
@@ -181,7 +200,19 @@ def paddle_fit(native, steps):
         opt.clear_grad()
 
 
-FIT = {"torch": torch_fit, "tensorflow": tensorflow_fit, "mxnet": mxnet_fit, "paddle": paddle_fit}
+def jax_fit(native, steps):
+    import optax
+    from flax import nnx
+
+    assert isinstance(native, nnx.Module)
+    opt = nnx.Optimizer(native, optax.sgd(0.05), wrt=nnx.Param)
+    for _ in range(steps):
+        grads = nnx.grad(lambda model: optax.l2_loss(model(X), Y).mean() * 2)(native)
+        opt.update(native, grads)
+
+
+FIT = {"torch": torch_fit, "tensorflow": tensorflow_fit, "mxnet": mxnet_fit, "paddle": paddle_fit,
+       "jax": jax_fit}
 
 
 def test_the_frameworks_own_training_api_trains_net_native(backend):

@@ -260,9 +260,9 @@ def test_bad_options_are_usage_errors(user):
     bad = run(user, "--d2p-workers", "0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--d2p-workers takes a number of processes >= 1, got 0*"])
-    unknown = run(user, "--backends", "jax")
+    unknown = run(user, "--backends", "theano")
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
-    unknown.stderr.fnmatch_lines(["*--backends jax: unknown backend 'jax'*"])
+    unknown.stderr.fnmatch_lines(["*--backends theano: unknown backend 'theano'*"])
 
 
 def test_a_test_that_parametrizes_backend_itself_is_left_alone(pytester):

@@ -27,10 +27,11 @@ def test_list_and_aliases():
     from d2lparams._registry import canonical_name
 
     for alias, name in [("pytorch", "torch"), ("tf", "tensorflow"), ("keras", "tensorflow"),
-                        ("gluon", "mxnet"), ("paddlepaddle", "paddle"), ("TORCH", "torch")]:
+                        ("gluon", "mxnet"), ("paddlepaddle", "paddle"), ("TORCH", "torch"),
+                        ("flax", "jax"), ("nnx", "jax")]:
         assert canonical_name(alias) == name
-    with pytest.raises(ValueError, match="unknown backend 'jax'.*'torch'"):
-        d2p.set_backend("jax")
+    with pytest.raises(ValueError, match="unknown backend 'theano'.*'torch'"):
+        d2p.set_backend("theano")
 
 
 def test_precedence_env_set_use_and_restore_on_error():
