@@ -143,6 +143,11 @@ class Backend(abc.ABC):
     #: the floating dtypes a parameter or tensor can have on this framework (neutral names)
     float_dtypes: tuple = ("float32", "float64", "float16", "bfloat16")
 
+    def dtype_hint(self, dtype: str) -> str:
+        """Text added to the error for a dtype of :attr:`float_dtypes`' complement (how to get
+        it, where the framework has a switch); ``""`` by default."""
+        return ""
+
     @abc.abstractmethod
     def num_gpus(self) -> int:
         """How many GPUs the framework sees (``0`` on a machine without one)."""

@@ -79,7 +79,7 @@ def check_dtype(name: str, ad, what: str = "tensors") -> str:
         raise TypeError(
             f"backend {ad.name!r} ({ad.framework_name}) has no {name} {what}: its floating "
             f"dtypes are {', '.join(ad.float_dtypes)}; choose one of those, or a backend that "
-            f"has {name}"
+            f"has {name}{ad.dtype_hint(name)}"
         )
     return name
 

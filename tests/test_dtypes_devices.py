@@ -15,6 +15,9 @@ FLOAT_DTYPES = {
     "tensorflow": ("float32", "float64", "float16", "bfloat16"),
     "mxnet": ("float32", "float64", "float16"),
     "paddle": ("float32", "float64", "float16", "bfloat16"),
+    # JAX computes in 32 bits unless its switch jax_enable_x64 is on (tested in a process
+    # with JAX_ENABLE_X64=1 below)
+    "jax": ("float32", "float16", "bfloat16"),
 }
 ALL = ("float32", "float64", "float16", "bfloat16")
 #: half precisions a framework holds but cannot compute in on the CPU (no CPU kernels: Paddle's
@@ -27,6 +30,15 @@ CARRIER = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
 
 def supported(backend):
     return FLOAT_DTYPES.get(backend, ALL)
+
+
+def needs_float64(backend):
+    """Skip where the backend has no float64 in this process (JAX without jax_enable_x64)."""
+    from d2lparams import _registry
+
+    if "float64" not in _registry.adapter(backend).float_dtypes:
+        pytest.skip(f"{backend} has float64 only with its own switch on (jax_enable_x64); "
+                    "test_jax_float64_with_its_switch_on runs it in a process of its own")
 
 
 def mlp():
@@ -48,6 +60,7 @@ def numpy_forward_backward(sd, X):
 # -- dtypes -------------------------------------------------------------------------------------
 
 def test_float64_model_matches_numpy_in_float64(backend):
+    needs_float64(backend)
     d2p.seed(0)
     net = mlp().double()
     assert [p.dtype for p in net.parameters()] == ["float64"] * 4
@@ -98,6 +111,7 @@ def test_half_precision_models_compute_in_their_dtype(backend, dtype):
 
 
 def test_to_keeps_identity_ties_and_values(backend):
+    needs_float64(backend)
     d2p.seed(0)
     shared = nn.Linear(8, 8)
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.Linear(8, 1))
@@ -122,6 +136,7 @@ def test_to_keeps_identity_ties_and_values(backend):
 
 
 def test_moving_a_model_drops_gradients_and_keeps_training(backend):
+    needs_float64(backend)
     net = mlp()
     X = d2p.rand(3, 4)
     d2p.backward(lambda: d2p.ops.sum(net(X)))
@@ -133,6 +148,7 @@ def test_moving_a_model_drops_gradients_and_keeps_training(backend):
 
 
 def test_numpy_input_follows_the_model_dtype_and_a_wrong_tensor_dtype_is_explained(backend):
+    needs_float64(backend)
     net = mlp().double()
     assert d2p.to_numpy(net(np.ones((2, 4)))).dtype == np.float64
     with pytest.raises(TypeError, match=r"computes in float64 and was called with a float32 "
@@ -150,6 +166,7 @@ def test_tensor_factories_take_a_dtype(backend):
             assert d2p.to_numpy(x).dtype == CARRIER[dtype]
         assert d2p.nn.Parameter(np.ones(2), dtype=dtype).dtype == dtype
     # the portable generator: draws in float64, rounds to the dtype: the same on every backend
+    needs_float64(backend)
     d2p.seed(3)
     x = d2p.to_numpy(d2p.rand(4, 5, dtype="float64"))
     np.testing.assert_array_equal(x, np.random.default_rng(3).random((4, 5)))
@@ -208,6 +225,7 @@ def test_state_dict_save_and_load_keep_dtypes(backend, tmp_path):
 
 
 def test_load_state_dict_refuses_rounding_unless_cast(backend):
+    needs_float64(backend)
     d2p.seed(0)
     wide = mlp().double()
     rng = np.random.default_rng(0)
@@ -307,3 +325,21 @@ def test_a_name_only_the_framework_has_points_to_native(backend):
     with pytest.raises(AttributeError, match=rf"framework's own parameter does: use "
                                              rf"p\.native\.{name} "):
         getattr(p, name)
+
+
+def test_jax_float64_with_its_switch_on(backend):
+    """JAX's float64 exists with JAX_ENABLE_X64=1: the float64 test in a process of its own."""
+    if backend != "jax":
+        pytest.skip("JAX's own switch; the other backends have float64 in every process")
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_ENABLE_X64": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backends", "jax",
+         "--d2p-workers", "1", f"{__file__}::test_float64_model_matches_numpy_in_float64",
+         f"{__file__}::test_to_keeps_identity_ties_and_values"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-3000:]

@@ -159,11 +159,58 @@ class JaxAdapter(JaxBackend):
         # (reading a value while recording works on the tape frameworks too)
         while isinstance(x, jax.core.Tracer) and getattr(x, "primal", None) is not None:
             x = x.primal
+        if x.dtype == jnp.bfloat16:  # NumPy has no bfloat16: float32 holds it exactly
+            x = x.astype(jnp.float32)
         return np.array(x, copy=True)
+
+    # -- dtypes and devices ----------------------------------------------------------------------
+    @property  # type: ignore[override]
+    def float_dtypes(self) -> tuple:
+        # JAX computes in 32 bits unless its own switch jax_enable_x64 is on
+        wide = ("float64",) if jax.config.jax_enable_x64 else ()
+        return ("float32",) + wide + ("float16", "bfloat16")
+
+    def dtype_hint(self, dtype: str) -> str:
+        if dtype == "float64":
+            return ("; JAX has float64 when its own switch is on: "
+                    "jax.config.update('jax_enable_x64', True) before building, or "
+                    "JAX_ENABLE_X64=1 in the environment")
+        return ""
+
+    def num_gpus(self) -> int:
+        try:
+            return len(jax.devices("gpu"))
+        except RuntimeError:  # no GPU backend in this jaxlib
+            return 0
+
+    def device_of(self, x) -> tuple:
+        x = L.value_of(x)
+        while isinstance(x, jax.core.Tracer) and getattr(x, "primal", None) is not None:
+            x = x.primal
+        if isinstance(x, jax.core.Tracer):  # an abstract value has no device: the default
+            x = jnp.zeros(())
+        device = next(iter(x.devices()))
+        return ("gpu", device.id) if device.platform in ("gpu", "cuda", "rocm") else ("cpu", 0)
+
+    def convert(self, tensor, dtype=None, device=None, requires_grad=False):
+        value = L.value_of(tensor)
+        if device is not None:
+            target = jax.devices("cpu")[0] if device[0] == "cpu" else jax.devices("gpu")[device[1]]
+            value = jax.device_put(value, target)
+        if dtype is not None:
+            value = value.astype(dtype)
+        return L.know(L.Leaf(value)) if requires_grad else value
+
+    def move(self, param, dtype=None, device=None) -> None:
+        # a jax.Array is immutable: the Variable (the object every module holds) gets the
+        # converted array
+        self.zero_grad(param, True)
+        param.value = self.convert(param.value, dtype, device)
 
     # -- parameters and buffers ----------------------------------------------------------------
     def create_parameter(self, array, requires_grad=True, buffer=False):
-        value = jnp.asarray(np.asarray(array, dtype=np.float32))
+        array = np.asarray(array)
+        value = jnp.asarray(array if array.dtype.kind == "f" else array.astype(np.float32))
         if buffer:
             return L.know(L.Buffer(value))
         param = L.know(nnx.Param(value))
