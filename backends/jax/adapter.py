@@ -7,6 +7,7 @@ import contextvars
 import functools
 import math
 import weakref
+from typing import Any, cast
 
 import flax
 import jax
@@ -130,6 +131,10 @@ class JaxAdapter(JaxBackend):
     def __init__(self) -> None:
         #: id(jax.Array) -> (weak reference to it, the Buffer holding it)
         self._buffers: dict = {}
+        # JAX computes in 32 bits unless its own switch jax_enable_x64 is on when it is first
+        # used (JAX's advice: set it at startup)
+        wide = ("float64",) if jax.config.read("jax_enable_x64") else ()
+        self.float_dtypes = ("float32",) + wide + ("float16", "bfloat16")
 
     def version(self) -> str:
         return f"{jax.__version__} (Flax {flax.__version__})"
@@ -164,12 +169,6 @@ class JaxAdapter(JaxBackend):
         return np.array(x, copy=True)
 
     # -- dtypes and devices ----------------------------------------------------------------------
-    @property  # type: ignore[override]
-    def float_dtypes(self) -> tuple:
-        # JAX computes in 32 bits unless its own switch jax_enable_x64 is on
-        wide = ("float64",) if jax.config.jax_enable_x64 else ()
-        return ("float32",) + wide + ("float16", "bfloat16")
-
     def dtype_hint(self, dtype: str) -> str:
         if dtype == "float64":
             return ("; JAX has float64 when its own switch is on: "
@@ -429,10 +428,10 @@ class JaxAdapter(JaxBackend):
             return {"kind": "conv2d", "options": {
                 "in_channels": int(native.in_features) if built else None,
                 "out_channels": int(native.out_features),
-                "kernel_size": tuple(native.kernel_size) if built else
+                "kernel_size": tuple(cast(Any, native.kernel_size)) if built else
                 tuple(opts["kernel_size"]),
-                "stride": tuple(native.strides), "padding": (pads[0][0], pads[1][0]),
-                "dilation": tuple(native.kernel_dilation),
+                "stride": tuple(cast(Any, native.strides)), "padding": (pads[0][0], pads[1][0]),
+                "dilation": tuple(cast(Any, native.kernel_dilation)),
                 "groups": int(native.feature_group_count),
                 "bias": bool(native.use_bias) if built else bool(opts["bias"])}}
         if isinstance(native, nnx.Conv) and len(native.kernel_size) == 2 \
@@ -508,10 +507,11 @@ class JaxAdapter(JaxBackend):
     def set_training(self, native, mode: bool) -> None:
         if isinstance(native, nnx.Module):
             d = vars(native)
+            module: Any = native
             if "deterministic" in d:
-                native.deterministic = not mode
+                module.deterministic = not mode
             if "use_running_average" in d:
-                native.use_running_average = not mode
+                module.use_running_average = not mode
 
     forward_method = "__call__"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import math
 import weakref
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -112,7 +113,7 @@ class Sequential(nnx.Sequential):
 
 # -- activations and shapes ------------------------------------------------------------------
 class _Function(nnx.Module):
-    fn = staticmethod(lambda x: x)
+    fn: Any = staticmethod(lambda x: x)
 
     def __call__(self, x):
         return type(self).fn(x)
@@ -164,9 +165,9 @@ class LazyLinear(nnx.Linear):
     first call by ``nnx.Linear``'s own constructor (its default initializers)."""
 
     def __init__(self, out_features: int, use_bias: bool = True):
-        self.kernel = nnx.data(None)
-        self.bias = nnx.data(None)
-        self.in_features = None
+        self.kernel = nnx.data(cast(Any, None))
+        self.bias = nnx.data(cast(Any, None))
+        self.in_features = cast(Any, None)
         self.out_features = out_features
         self.use_bias = use_bias
 
@@ -208,6 +209,10 @@ class Conv2d(nnx.Conv):
     """``nnx.Conv`` (HWIO kernel, its default initializers) computing PyTorch's conv2d over
     NCHW input; ``_d2p_pads`` is the explicit padding, ``_d2p_check`` the input check."""
 
+    _d2p_check: Any
+    _d2p_pads: Any
+    _d2p_options: Any
+
     def __call__(self, x):
         self._d2p_check(tuple(x.shape))
         return conv2d_nchw(x, self.kernel.value, None if self.bias is None else self.bias.value,
@@ -219,9 +224,9 @@ class LazyConv2d(Conv2d):
     """``Conv2d`` whose ``in_channels`` is taken from the first input (checked first)."""
 
     def __init__(self, options: dict, check, pads):
-        self.kernel = nnx.data(None)
-        self.bias = nnx.data(None)
-        self.in_features = None
+        self.kernel = nnx.data(cast(Any, None))
+        self.bias = nnx.data(cast(Any, None))
+        self.in_features = cast(Any, None)
         self.out_features = options["out_channels"]
         self._d2p_options = options
         self._d2p_check = check
