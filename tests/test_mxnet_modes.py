@@ -15,6 +15,9 @@ from d2lparams import init, nn, ops, optim
 import numpy_conv as R
 from conftest import sequential_reference
 
+#: NumPy mode's arrays warn for the legacy names (as_in_context, context): d2lparams uses none
+pytestmark = pytest.mark.filterwarnings("error:ndarray.*has been renamed:DeprecationWarning")
+
 X = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
 Y = (X @ np.array([[1.0], [-2.0], [0.5], [3.0]]) + 0.3).astype(np.float32)
 MLP = ["linear", "relu", "linear"]

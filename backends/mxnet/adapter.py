@@ -243,10 +243,11 @@ class MXNetAdapter(MXNetBackend):
         if not (getattr(param, "_d2p_has_grad", False) or self._fresh(param)):
             return None
         param._d2p_has_grad = True
-        grads = param.list_grad()
-        g = in_mode(grads[0])
+        grads = [legacy(g) for g in param.list_grad()]
+        g = grads[0]
         for other in grads[1:]:
-            g = g + in_mode(other).as_in_context(g.context)
+            g = g + other.as_in_context(g.context)
+        g = in_mode(g)
         return g.reshape(()) if self._is_scalar(param) else g
 
     def zero_grad(self, param, set_to_none=True) -> None:
@@ -259,10 +260,11 @@ class MXNetAdapter(MXNetBackend):
                     param._fresh_grad = False
             return
         had = self.grad_tensor(param) is not None
-        if param._grad is not None:  # Parameter.zero_grad calls nd.zeros_like, which
-            with autograd.pause():   # refuses NumPy-mode arrays (mxnet 1.9.1)
-                for g in param._grad:
-                    g[:] = 0
+        # Parameter.zero_grad calls nd.zeros_like, which refuses NumPy-mode arrays (mxnet
+        # 1.9.1): it is called here on legacy views of the same memory
+        for g in param._grad or ():
+            g = legacy(g)
+            nd.zeros_like(g, out=g)
         if set_to_none or not had:
             self._clear_mark(param)
 
@@ -270,9 +272,10 @@ class MXNetAdapter(MXNetBackend):
         with autograd.pause():
             if self._is_scalar(param):
                 delta = delta.reshape((1,))
-            for value in param.list_data():  # in place on each context's storage
-                value -= in_mode(delta, isinstance(value, mxnp.ndarray)).as_in_context(
-                    value.context)
+            delta = legacy(delta)  # legacy views of the same memory (and no NumPy-mode
+            for value in param.list_data():  # deprecation warning): in place on each context
+                value = legacy(value)
+                value -= delta.as_in_context(value.context)
 
     def native_parameter_names(self, native) -> dict:
         names: dict = {}
@@ -623,12 +626,12 @@ class MXNetAdapter(MXNetBackend):
                 if not self._fresh(param):
                     continue
                 grad = param.list_grad()[0]
-                numpy = isinstance(grad, mxnp.ndarray)
+                grad, before = legacy(grad), legacy(before)  # views of the same memory
                 delta = in_mode(grad - before)  # hooks see the arrays of the mode in force
                 for hook in list(param_hooks(param).values()):
                     replaced = hook(delta)
-                    delta = delta if replaced is None else replaced.as_in_context(grad.context)
-                grad[:] = before + in_mode(delta, numpy)
+                    delta = delta if replaced is None else replaced
+                grad[:] = before + legacy(delta).as_in_context(grad.context)
         # make "this parameter has a gradient" sticky: a native Trainer.step resets the
         # arrays' _fresh_grad flag, but the accumulated gradient is still there.
         for param in list(self._seen):
