@@ -57,9 +57,14 @@ def _worker(argv: list[str]) -> int:
     else:
         sources = argv[4].split(",") if len(argv) > 4 and argv[4] else []
         results = [scenarios.run(scenarios.PORT, lambda: scenarios.port_load(port_dir, backend, sources))]
+    data = {"backend": backend, "version": _registry.adapter(backend).version(), "results": results}
+    if phase == "port" and len(argv) > 5:  # the layer-by-layer diff against the reference
+        try:
+            scenarios.diff_trace(port_dir, backend, argv[5])
+        except Exception as exc:  # noqa: BLE001 - reported in the diff section, not fatal
+            data["diff_error"] = f"{type(exc).__name__}: {exc}"
     with open(out, "w") as fh:
-        json.dump({"backend": backend, "version": _registry.adapter(backend).version(),
-                   "results": results}, fh)
+        json.dump(data, fh)
     return 0
 
 
@@ -133,7 +138,7 @@ def compare(backends: list[str] | None, out_dir: str | None, stream=None, *, wor
                     merged = results[b]
                     merged["results"] += data["results"]
                     merged["seconds"] = round(merged.get("seconds", 0) + data["seconds"], 2)
-                    for key in ("version", "crashed"):
+                    for key in ("version", "crashed", "diff_error"):
                         if key in data:
                             merged[key] = data[key]
                     out.progress(name, b, data)
@@ -144,7 +149,9 @@ def compare(backends: list[str] | None, out_dir: str | None, stream=None, *, wor
         for b in run_on:
             if b not in saved:
                 out.skipped("port", b, "not run: crashed in the scenarios")
-        phase("port", saved, lambda b: (",".join(x for x in saved if x != b),))
+        reference = saved[0] if saved else None
+        phase("port", saved, lambda b: (",".join(x for x in saved if x != b), reference))
+        diffs = _layer_diffs(directory, reference, saved, results)
 
     tolerances = {name: tol for name, (_, tol) in scenarios.SCENARIOS.items()}
     tolerances[scenarios.PORT] = scenarios.TOLERANCE
@@ -153,6 +160,7 @@ def compare(backends: list[str] | None, out_dir: str | None, stream=None, *, wor
         "scenarios": names, "tolerances": tolerances, "measures": dict(scenarios.MEASURES),
         "backends": {b: results.get(b, {"backend": b, "not_installed": True}) for b in requested},
     }
+    report["diffs"] = diffs
     failed = _report.failures(report)
     report["ok"] = not failed and bool(run_on)
     report["failed"] = [f["summary"] for f in failed]
@@ -173,6 +181,32 @@ def compare(backends: list[str] | None, out_dir: str | None, stream=None, *, wor
         json_stream.write("\n")
     out.verdict(report, run_on)
     return 0 if report["ok"] else 1
+
+
+def _layer_diffs(directory: str, reference: str | None, saved: list[str], results: dict) -> dict:
+    """The layer-by-layer diff of each backend against ``reference`` (the first backend that
+    saved its checkpoint): the chapter's tied network with the reference's weights, traced
+    in each backend's own process (:func:`d2lparams.scenarios.diff_trace`) and compared here
+    as NumPy, so no two frameworks share a process. ``{"reference": name, "reports": [...],
+    "missing": {backend: why}}``."""
+    from .interop import diff_traces, load_trace
+
+    out: dict = {"reference": reference, "reports": [], "missing": {}}
+    if reference is None:
+        return out
+    traces = {}
+    for b in saved:
+        path = os.path.join(directory, f"trace-{b}.npz")
+        if os.path.exists(path):
+            traces[b] = load_trace(path)
+        else:
+            out["missing"][b] = results[b].get("diff_error") or "no trace written"
+    if reference not in traces:
+        return out
+    for b in saved:
+        if b != reference and b in traces:
+            out["reports"].append(diff_traces(traces[reference], traces[b]).to_dict())
+    return out
 
 
 def _cores() -> int:
@@ -395,6 +429,7 @@ def _parser() -> argparse.ArgumentParser:
                        "Exit status 1 when a tensor differs beyond tolerance.")
     d.add_argument("a", help="a checkpoint file")
     d.add_argument("b", help="another checkpoint file")
+    d.add_argument("--out", metavar="FILE", help="also write the table as a self-contained HTML page")
     sub.add_parser("doctor", help="installed frameworks, versions and known hazards with fixes",
                    description="Installed frameworks and versions, and known hazards, each with its fix.")
     return parser
@@ -436,6 +471,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"d2lparams diff: {exc}", file=sys.stderr)
             return 2
         print(report)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(_report.diff_page(report))
+            print(f"wrote {args.out}")
         return 0 if report.first_divergence is None else 1
     return doctor()
 

@@ -17,8 +17,9 @@ Examples:
 
 from __future__ import annotations
 
+import html
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from .autograd import backward
 from .io import read
 from .nn.module import Module
 
-__all__ = ["DiffReport", "diff", "port"]
+__all__ = ["DiffReport", "diff", "diff_traces", "load_trace", "port", "save_trace", "trace"]
 
 
 def _members(module: Module) -> list[tuple[str, tuple, str, int]]:
@@ -146,6 +147,41 @@ class DiffReport:
         )
         return "\n".join(lines)
 
+    def to_dict(self) -> dict:
+        """The report as JSON-ready data (:meth:`from_dict` reads it back)."""
+        return {"backends": list(self.backends), "tolerance": self.tolerance, "note": self.note,
+                "first_divergence": self.first_divergence,
+                "layers": [asdict(r) for r in self.layers],
+                "parameters": [asdict(r) for r in self.parameters]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DiffReport:
+        return cls(layers=[DiffRow(**r) for r in data["layers"]],
+                   parameters=[DiffRow(**r) for r in data["parameters"]],
+                   first_divergence=data["first_divergence"], backends=tuple(data["backends"]),
+                   tolerance=data["tolerance"], note=data["note"])
+
+    def to_html(self) -> str:
+        """The report as an HTML fragment: a table row per layer and per parameter (a
+        divergent row has the class ``fail``), then the first divergence. No script, no
+        external resource."""
+        a, b = (html.escape(str(x)) for x in self.backends)
+        rows = []
+        for r in self.layers + self.parameters:
+            other = "" if r.other_name == r.name else html.escape(r.other_name)
+            rows.append(
+                f'<tr class="{"fail" if r.diverges else "ok"}"><td>{html.escape(r.name or "(root)")}'
+                f"</td><td>{other}</td><td>{html.escape(r.kind)}</td>"
+                f"<td>{r.max_abs:.3e}</td><td>{r.relative:.3e}</td></tr>")
+        first = (f'<span class="fail">{html.escape(self.first_divergence or "(root)")}</span>'
+                 if self.first_divergence is not None else "none: the models agree")
+        note = f'<p class="note">{html.escape(self.note)}</p>' if self.note else ""
+        return (f'<div class="diff" data-backends="{a} {b}"><h3>{a} &rarr; {b}</h3>{note}'
+                f'<table class="diff"><tr><th>layer / parameter</th><th>name in {b}</th>'
+                f"<th>compares</th><th>max abs dev</th><th>relative dev</th></tr>"
+                f'{"".join(rows)}</table><p>First divergence: {first} '
+                f"({html.escape(self.tolerance)}).</p></div>")
+
 
 def _deviation(x, y) -> tuple[float, float]:
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -166,6 +202,57 @@ def _record(model: Module) -> tuple[OrderedDict, list]:
     return outputs, handles
 
 
+def trace(model: Module, X, *, train: bool = True) -> dict:
+    """What :func:`diff` compares of one model, as NumPy: run ``model`` on ``X`` (NumPy; in
+    training mode unless ``train=False``) and differentiate the sum of its outputs, after
+    clearing its gradients.
+
+    Returns:
+        ``{"modules": [every module's name], "outputs": {name: output} (call order),
+        "buffers": {name: value after the call}, "grads": {name: gradient or None}}``.
+        :func:`save_trace` writes it to a file (one backend's process), :func:`diff_traces`
+        compares two (in any process: no framework is needed).
+    """
+    X = np.asarray(X, dtype=np.float32)
+    model.train(train)
+    model.zero_grad()
+    outputs, handles = _record(model)
+    try:
+        x = tensor(X, backend=model.backend)
+        backward(lambda: _sum(model(x)), backend=model.backend)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"backend": model.backend, "modules": [n for n, _ in model.named_modules()],
+            "outputs": outputs,
+            "buffers": OrderedDict((n, to_numpy(b)) for n, b in model.named_buffers()),
+            "grads": OrderedDict((n, p.grad) for n, p in model.named_parameters())}
+
+
+def save_trace(path, result: dict) -> None:
+    """Write a :func:`trace` to ``path`` (``.npz``; no pickle)."""
+    arrays = {"backend": np.array(result["backend"]), "modules": np.array(result["modules"])}
+    for part in ("outputs", "buffers", "grads"):
+        arrays[f"{part}:names"] = np.array(list(result[part]))
+        for i, value in enumerate(result[part].values()):
+            if value is not None:
+                arrays[f"{part}:{i}"] = np.asarray(value)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_trace(path) -> dict:
+    """Read a file written by :func:`save_trace`."""
+    with np.load(path, allow_pickle=False) as data:
+        result: dict = {"backend": str(data["backend"]),
+                        "modules": [str(n) for n in data["modules"]]}
+        for part in ("outputs", "buffers", "grads"):
+            result[part] = OrderedDict(
+                (str(name), data[f"{part}:{i}"] if f"{part}:{i}" in data.files else None)
+                for i, name in enumerate(data[f"{part}:names"]))
+    return result
+
+
 def diff(model_a: Module, model_b: Module, X, *, port: bool = True, train: bool = True
          ) -> DiffReport:
     """Compare two models (any two backends, or wrapped native models) layer by layer.
@@ -184,9 +271,23 @@ def diff(model_a: Module, model_b: Module, X, *, port: bool = True, train: bool 
         None
     """
     mapping = _port(model_a, model_b) if port else _match(model_a, model_b)[0]
-    X = np.asarray(X, dtype=np.float32)
-    names_a = [n for n, _ in model_a.named_modules()]
-    names_b = [n for n, _ in model_b.named_modules()]
+    return diff_traces(trace(model_a, X, train=train), trace(model_b, X, train=train), mapping)
+
+
+def diff_traces(trace_a: dict, trace_b: dict, mapping: dict | None = None) -> DiffReport:
+    """The :class:`DiffReport` of two :func:`trace` results (of the same architecture).
+
+    Args:
+        trace_a: the reference model's trace.
+        trace_b: the other model's.
+        mapping: ``{name in a: name in b}`` of the parameters and buffers (what :func:`port`
+            returns); default: by order, for traces of models built alike.
+    """
+    names_a, names_b = trace_a["modules"], trace_b["modules"]
+    if mapping is None:
+        members_a = list(trace_a["grads"]) + list(trace_a["buffers"])
+        members_b = list(trace_b["grads"]) + list(trace_b["buffers"])
+        mapping = OrderedDict(zip(members_a, members_b))
     note = ""
     if len(names_a) == len(names_b):
         to_b = dict(zip(names_a, names_b))
@@ -195,22 +296,9 @@ def diff(model_a: Module, model_b: Module, X, *, port: bool = True, train: bool 
         to_b = {"": ""}
         note = (f"layer outputs not compared: {len(names_a)} and {len(names_b)} modules (one "
                 "model fuses layers, e.g. a Dense with its activation)")
-    results = []
-    for model in (model_a, model_b):
-        model.train(train)
-        model.zero_grad()
-        outputs, handles = _record(model)
-        try:
-            x = tensor(X, backend=model.backend)
-            backward(lambda m=model, x=x: _sum(m(x)), backend=model.backend)
-        finally:
-            for h in handles:
-                h.remove()
-        buffers = OrderedDict((n, to_numpy(b)) for n, b in model.named_buffers())
-        grads = OrderedDict((n, p.grad) for n, p in model.named_parameters())
-        results.append((outputs, buffers, grads))
-    (out_a, buf_a, grad_a), (out_b, buf_b, grad_b) = results
-    report = DiffReport(backends=(model_a.backend, model_b.backend), note=note)
+    out_a, buf_a, grad_a = trace_a["outputs"], trace_a["buffers"], trace_a["grads"]
+    out_b, buf_b, grad_b = trace_b["outputs"], trace_b["buffers"], trace_b["grads"]
+    report = DiffReport(backends=(trace_a["backend"], trace_b["backend"]), note=note)
     buffer_owner: dict = {}
     for name in buf_a:
         buffer_owner.setdefault(name.rpartition(".")[0], []).append(name)

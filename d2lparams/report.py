@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import math
 
-from . import _registry
+from . import __version__, _registry
 
 # Curves of different backends stay apart even where they coincide: each backend gets a
 # marker and a dash pattern by its place among the registered backends, and the colour it
@@ -62,6 +62,10 @@ dl.legend dt{font-weight:600}dl.legend dd{margin:0}
 pre{background:#f5f5f5;padding:.8em;overflow:auto;border-left:4px solid #e53935}
 .plots{display:flex;flex-wrap:wrap;gap:.5em}.plot{border:1px solid #e0e0e0;background:#fff}
 .note{color:#616161;font-size:.9em}
+table.diff{border-collapse:collapse;margin:.5em 0}table.diff th,table.diff td{padding:.2em .7em;
+  border:1px solid #e0e0e0;text-align:left;font-variant-numeric:tabular-nums}
+table.diff th{background:#fafafa}tr.fail td{background:#ef9a9a;color:#b71c1c}
+span.fail{color:#b71c1c;font-weight:600}
 """
 
 
@@ -320,6 +324,42 @@ predicts.</p>
 on every backend: how far each backend's loss is from NumPy's, per epoch. Deviations below
 {FLOOR:.0e}, exact agreement included, are drawn at {FLOOR:.0e}.</p>
 <div class="plots" id="training">{deviation}</div>
+<h2>Layer-by-layer diff</h2>
+<p>The chapter's tied network with the weights of {html.escape(str((report.get("diffs") or {}).get("reference")))}
+on every backend, in eval mode, on the chapter's input: each layer's output and each
+parameter's gradient (of the sum of the outputs) against that backend's, as
+<code>d2p.diff</code> reports them. A red row deviates beyond tolerance.</p>
+<div id="diffs">{diff_section(report.get("diffs"))}</div>
+</body></html>
+"""
+
+
+def diff_section(diffs: dict | None) -> str:
+    """The report's layer-by-layer diff: each backend's run of the chapter's tied network
+    with the reference backend's weights, against the reference's, layer by layer."""
+    from .interop import DiffReport
+
+    if not diffs or diffs.get("reference") is None:
+        return '<p class="note">No backend saved a checkpoint: nothing to diff.</p>'
+    parts = [DiffReport.from_dict(d).to_html() for d in diffs.get("reports", [])]
+    parts += [f'<p class="note">{html.escape(b)}: no layer-by-layer diff ({html.escape(why)}).</p>'
+              for b, why in diffs.get("missing", {}).items()]
+    if not diffs.get("reports") and not diffs.get("missing"):
+        parts.append('<p class="note">Only one backend ran: nothing to diff against.</p>')
+    return "".join(parts)
+
+
+def diff_page(report) -> str:
+    """A :class:`~d2lparams.interop.DiffReport` as a self-contained HTML page
+    (``d2lparams diff a b --out FILE``)."""
+    a, b = (html.escape(str(x)) for x in report.backends)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>d2lparams diff</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{CSS}</style></head><body>
+<h1>d2lparams diff</h1>
+<p class="sub">d2lparams {html.escape(__version__)}: {a} against {b}.</p>
+<div id="diff">{report.to_html()}</div>
 </body></html>
 """
 

@@ -22,6 +22,7 @@ from ._tensor import seed, tensor, to_numpy
 from .autograd import backward
 from .chapter import CenteredLayer, ChapterInit, MyLinear, lenet, rgnet, seed_net, tied_net
 from .data import minibatches, synthetic_images
+from .interop import save_trace, trace
 from .introspect import tied_parameters
 from .io import load, save
 
@@ -453,6 +454,17 @@ def port_load(directory: str, backend: str, sources: list[str]):
         dev = max(dev, _dev(to_numpy(net(_X)), ref))
         loaded.append(source)
     return dev, {"loaded_from": loaded}
+
+
+def diff_trace(directory: str, backend: str, reference: str) -> None:
+    """The layer-by-layer diff's half of this backend: the chapter's tied network with the
+    ``reference`` backend's checkpoint, run on the chapter's input in eval mode, its layer
+    outputs and gradients written to ``trace-<backend>.npz`` (the report compares them with
+    the reference's, in a process that needs no framework)."""
+    import os
+
+    net = load(tied_net(), os.path.join(directory, f"{reference}.safetensors"))
+    save_trace(os.path.join(directory, f"trace-{backend}.npz"), trace(net, _X, train=False))
 
 
 def run(name: str, fn, tolerance: float = TOLERANCE) -> dict:

@@ -36,12 +36,20 @@ def run_example(name: str) -> str:
     return out.getvalue()
 
 
+#: run before a backend's examples: what a reader of d2l has in force (every d2l MXNet
+#: chapter calls npx.set_np(), NumPy mode)
+SETUP = {"mxnet": "from mxnet import npx\nnpx.set_np()"}
+
+
 def _one_backend(backend: str) -> dict:
     import tempfile
 
     import d2lparams as d2p
 
     d2p.set_backend(backend)
+    if backend in SETUP:
+        d2p.zeros(1)  # the framework imported by d2lparams' adapter first
+        exec(SETUP[backend], {})
     os.chdir(tempfile.mkdtemp())
     return {name: run_example(name) for name in example_names()}
 

@@ -7,6 +7,8 @@ import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ORDER = ["torch", "tensorflow", "mxnet", "paddle", "jax"]
+#: a tab's title where the output comes from a mode the reader should know of
+LABELS = {"mxnet": "mxnet (NumPy mode, npx.set_np())"}
 
 
 def _indent(text: str) -> str:
@@ -25,7 +27,7 @@ def on_page_markdown(markdown, page, config, files):
         shown = outputs.get(name, {})
         for backend in sorted(shown, key=lambda b: ORDER.index(b) if b in ORDER else 99):
             block = f"```text\n{shown[backend].rstrip()}\n```"
-            parts.append(f'=== "{backend}"\n\n{_indent(block)}\n')
+            parts.append(f'=== "{LABELS.get(backend, backend)}"\n\n{_indent(block)}\n')
         return "\n".join(parts)
 
     return re.sub(r"<!-- example: ([\w-]+) -->", render, markdown)

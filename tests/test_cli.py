@@ -187,6 +187,18 @@ def test_html_report_is_self_contained_with_verdict_cells_and_axes(compared):
         assert text in page, text
     for name in names:  # every backend has a curve and a legend entry in the training plot
         assert f'fill="{_color(name)}">{name}</text>' in page, name
+    # the layer-by-layer diff: every other backend against the first, every layer by name
+    diffs = json.load(open(out / "results.json"))["diffs"]
+    assert diffs["reference"] == names[0] and diffs["missing"] == {}
+    assert [d["backends"] for d in diffs["reports"]] == [[names[0], n] for n in names[1:]]
+    assert "<h2>Layer-by-layer diff</h2>" in page
+    for d in diffs["reports"]:
+        assert d["first_divergence"] is None
+        assert f'<div class="diff" data-backends="{d["backends"][0]} {d["backends"][1]}">' in page
+    if len(names) > 1:
+        for layer in ("0", "1", "2", "3", "5", "6", "0.weight", "6.bias"):
+            assert f"<td>{layer}</td>" in page, layer
+        assert '<tr class="fail">' not in page
 
 
 def test_histogram_bins_start_and_end_at_the_formulas_bounds(compared):
@@ -240,6 +252,7 @@ def test_html_report_opens_in_a_headless_browser_without_console_errors(compared
                          stdin=subprocess.DEVNULL)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "All installed backends agree" in dom.stdout  # the verdict, as the browser parsed it
+    assert "Layer-by-layer diff" in dom.stdout and 'id="diffs"' in dom.stdout
     assert dom.stdout.count("<svg") == len(d2p.available_backends()) + 1
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert console == []  # no script error, no failed load: nothing on the console

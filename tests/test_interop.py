@@ -1,5 +1,7 @@
 """Porting by structure between models whose names differ, and the layer-by-layer diff."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,29 @@ def test_diff_names_the_first_layer_that_diverges(backend, break_it, layer):
         report = d2p.diff(a, b, X)
     assert report.first_divergence == layer, str(report)
     assert f"first divergence: {layer}" in str(report)
+    page = report.to_html()  # the HTML report's rendering: the divergent layer in red
+    assert f'<tr class="fail"><td>{layer}' in page  # its output or its state
+    assert f'First divergence: <span class="fail">{layer}</span>' in page
+
+
+def test_a_diff_of_traces_written_by_two_processes_is_the_diff(backend, tmp_path):
+    """``d2lparams compare`` traces each backend in its own process and diffs the files."""
+    from d2lparams.interop import diff_traces, load_trace, save_trace, trace
+    from d2lparams.report import diff_section
+
+    a, b = bn_net(), bn_net()
+    d2p.port(a, b)
+    b[3].bias.set(b[3].bias.numpy() + 1)
+    direct = d2p.diff(a, b, X, port=False)
+    for name, model in (("a", a), ("b", b)):
+        save_trace(tmp_path / f"{name}.npz", trace(model, X))
+    report = diff_traces(load_trace(tmp_path / "a.npz"), load_trace(tmp_path / "b.npz"))
+    assert str(report) == str(direct) and report.first_divergence == "3"
+    section = diff_section({"reference": backend, "reports": [report.to_dict()],
+                            "missing": {"other": "RuntimeError: boom"}})
+    for name in ("0", "1.running_mean", "3", "0.weight", "3.bias"):
+        assert f"<td>{name}</td>" in section, name
+    assert '<tr class="fail"><td>3</td>' in section and "other: no layer-by-layer diff" in section
 
 
 def test_port_and_diff_across_backends_in_one_process():
@@ -128,8 +153,12 @@ def test_the_diff_command_compares_two_checkpoints(backend, tmp_path, capsys):
     assert "0.block 3.2.weight" in out and "first divergence: none" in out
     dst[1].bias.set(dst[1].bias.numpy() + 1)
     d2p.save(dst, b)
-    assert main(["diff", a, b]) == 1
+    page = tmp_path / "diff.html"
+    assert main(["diff", a, b, "--out", str(page)]) == 1
     assert "first divergence: 1.bias" in capsys.readouterr().out
+    html = page.read_text()
+    assert not re.search(r"\b(src|href)\s*=", html) and "<script" not in html
+    assert '<tr class="fail"><td>1.bias</td>' in html and "<td>0.block 3.2.weight</td>" in html
     d2p.save(nn.mlp(4, 8, 1), b)
     assert main(["diff", a, b]) == 2
     assert "hold other tensors" in capsys.readouterr().err

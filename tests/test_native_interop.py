@@ -252,3 +252,33 @@ def test_a_wrapped_native_model_converts_to_float64(backend):
     out = view(d2p.tensor(X64, dtype="float64"))
     assert d2p.to_numpy(out).dtype == np.float64
     np.testing.assert_allclose(d2p.to_numpy(out), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:To copy construct from a tensor:UserWarning")  # paddle.io
+def test_paddle_model_fit_trains_net_native_as_optim_sgd(backend):
+    """Paddle's high-level API: ``paddle.Model(net.native)``, ``prepare``, ``fit``."""
+    if backend != "paddle":
+        pytest.skip("paddle.Model is Paddle's own high-level training API")
+    import paddle
+
+    from d2lparams import nn, optim
+
+    net = nn.mlp(4, 8, 1)
+    start = net.state_dict()
+    model = paddle.Model(net.native)
+    model.prepare(optimizer=paddle.optimizer.SGD(learning_rate=0.05,
+                                                 parameters=net.native.parameters()),
+                  loss=paddle.nn.MSELoss())
+    data = paddle.io.TensorDataset([paddle.to_tensor(X), paddle.to_tensor(Y)])
+    model.fit(data, epochs=3, batch_size=len(X), shuffle=False, verbose=0)
+    twin = nn.mlp(4, 8, 1)
+    twin.load_state_dict(start)
+    opt = optim.SGD(twin.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        d2p.backward(lambda: ops.mse_loss(twin(X), d2p.tensor(Y)))
+        opt.step()
+    trained = net.state_dict()
+    assert any(np.abs(trained[k] - start[k]).max() > 1e-3 for k in start)
+    for key, value in twin.state_dict().items():
+        np.testing.assert_allclose(trained[key], value, rtol=1e-5, atol=1e-6, err_msg=key)

@@ -1,6 +1,28 @@
-"""MXNet Gluon backend (mxnet 1.9.1, legacy ``mx.nd`` API).
+"""MXNet Gluon backend (mxnet 1.9.1: NumPy mode, ``npx.set_np()``, and legacy ``mx.nd``).
 
 Quirks absorbed by the adapter:
+    * array modes: ``npx.set_np()`` (every d2l MXNet chapter calls it) makes arrays
+      ``mx.np.ndarray``; Gluon's layers then call ``npx`` operators, which refuse a legacy
+      ``mx.nd.NDArray`` (and legacy operators refuse NumPy-mode arrays; a Gluon parameter
+      keeps the array class of the mode it was made in, and ``set_data`` refuses the other
+      one). The two classes view the same storage and a shallow conversion
+      (``as_np_ndarray`` / ``as_nd_ndarray``) shares the memory and the autograd history:
+      the adapter computes with legacy operators on legacy views and hands out the arrays of
+      the mode in force (tensors, outputs, gradients, buffers); it writes a parameter with
+      an array of the class it stores. A network called in the other mode than the one its
+      parameters were made in (or last used in) gets its parameters switched to that
+      mode's views first (``layers.sync_mode``: gradient buffers and autograd marks
+      included; a hybridized block re-traces). ``Parameter.zero_grad`` of mxnet 1.9.1
+      fails on NumPy-mode arrays (``nd.zeros_like``): the adapter zeroes in place. An empty
+      batch fails asynchronously in NumPy mode: the adapter never runs one.
+    * hybridize: d2lparams' containers are HybridBlocks (``HybridSequential``); a custom
+      module's native block is one too but its forward is Python, so ``hybridize()``
+      hybridizes its children only. A container runs its cached graph only when every
+      descendant can run in it now; otherwise (a custom module or a plain ``gluon.Block``,
+      d2lparams' BatchNorm, whose PyTorch-meaning statistics update is no graph operation,
+      a module with d2lparams forward hooks, a child in another train/eval mode, the
+      oneDNN bias fix under ``d2p.grad``) it runs its children one by one, each with its
+      own graph where it has one. Freezing a parameter or switching modes re-traces.
     * import: mxnet 1.9.1 reads ``numpy.bool``, which numpy >= 1.24 removed; the adapter restores
       it (as the builtin ``bool``, what it was) before importing mxnet, without touching
       ``numpy.bool`` where it exists (numpy 2), so no FutureWarning is raised.

@@ -21,13 +21,21 @@ from .layers import (
     Dense,
     Identity,
     ModuleList,
+    NumpyBufferTensor,
     Sequential,
     Softmax,
     autograd,
     gluon,
+    in_mode,
+    invalidate_graphs,
+    legacy,
     mx,
+    mxnp,
     nd,
+    np_mode,
     split_bias,
+    stored_numpy,
+    sync_mode,
 )
 
 
@@ -46,6 +54,34 @@ def _sum(self, x, dim, keepdim):
 def _concat(self, tensors, dim):
     ndim = tensors[0].ndim
     return nd.concat(*tensors, dim=dim % ndim if ndim else 0)
+
+
+#: reductions that give shape (1,) in legacy mode and a 0-d array in NumPy mode (dim=None)
+_ZERO_D = frozenset({"sum", "mean", "amax", "amin", "argmax"})
+
+
+def _legacy_args(args):
+    return tuple([legacy(t) for t in a] if isinstance(a, (list, tuple)) else legacy(a)
+                 for a in args)
+
+
+def _numpy_mode_op(name, fn):
+    """``fn`` (a legacy operation) as NumPy mode wants it: legacy views in, the result as an
+    ``mx.np.ndarray`` out (shallow both ways: the memory and the autograd history are
+    shared); a full reduction is 0-d, as ``mx.np.sum`` is."""
+    zero_d = name in _ZERO_D
+
+    def op(*args):
+        out = fn(*_legacy_args(args))
+        if isinstance(out, tuple):
+            return tuple(in_mode(o, True) for o in out)
+        out = in_mode(out, True)
+        if (zero_d and args[1] is None) or (name == "reshape" and tuple(args[1]) == ()):
+            return out.reshape(())
+        return out
+
+    op.__name__ = name
+    return op
 
 
 _CONV_KINDS = ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm2d")
@@ -77,7 +113,10 @@ class MXNetAdapter(MXNetBackend):
         return isinstance(x, nd.NDArray)
 
     def tensor(self, array, requires_grad=False):
-        x = nd.array(array, ctx=self._ctx, dtype=array.dtype)
+        if np_mode():  # npx.set_np() is in force: its arrays
+            x = mxnp.array(array, ctx=self._ctx, dtype=array.dtype)
+        else:
+            x = nd.array(array, ctx=self._ctx, dtype=array.dtype)
         if requires_grad:
             x.attach_grad(grad_req="add")  # accumulates, as a parameter's gradient does
         return x
@@ -125,8 +164,9 @@ class MXNetAdapter(MXNetBackend):
         if scalar:
             param._d2p_shape = ()
         with autograd.pause():
-            param.initialize(init=mx.init.Zero(), ctx=self._ctx)
-            param.set_data(nd.array(stored, ctx=self._ctx, dtype=array.dtype.name))
+            param.initialize(init=mx.init.Zero(), ctx=self._ctx)  # in the mode in force
+            param.set_data(self._like(nd.array(stored, ctx=self._ctx, dtype=array.dtype.name),
+                                      param))
         return param
 
     def create_parameter(self, array, requires_grad=True, buffer=False):
@@ -137,13 +177,14 @@ class MXNetAdapter(MXNetBackend):
         return param
 
     def buffer_tensor(self, buf):
-        data = buf.data()
+        data = in_mode(buf.data())
         view = data.reshape(() if self._is_scalar(buf) else data.shape)  # shares the memory
-        view.__class__ = BufferTensor  # same layout: only adds __array__
+        # same layout: only adds __array__
+        view.__class__ = NumpyBufferTensor if isinstance(view, mxnp.ndarray) else BufferTensor
         return view
 
     def param_value(self, param):
-        return param.data()
+        return in_mode(param.data())
 
     def _is_scalar(self, param) -> bool:
         return getattr(param, "_d2p_shape", None) == ()
@@ -159,7 +200,8 @@ class MXNetAdapter(MXNetBackend):
         if self._is_scalar(param):
             array = array.reshape(1)
         with autograd.pause():
-            param.set_data(nd.array(array, ctx=param.list_ctx()[0], dtype=dtype))
+            param.set_data(self._like(nd.array(array, ctx=param.list_ctx()[0], dtype=dtype),
+                                      param))
 
     # -- dtypes and devices ----------------------------------------------------------------------
     def num_gpus(self) -> int:
@@ -212,6 +254,7 @@ class MXNetAdapter(MXNetBackend):
         layer = owner() if owner is not None else None
         if layer is not None:
             layer._clear_cached_op()  # a hybridized Dense re-traces with the new choice
+        invalidate_graphs()  # and so do the hybridized containers above it
 
     def _fresh(self, param) -> bool:
         # only arrays marked as autograd variables (grad_req != 'null') carry the flag
@@ -236,10 +279,11 @@ class MXNetAdapter(MXNetBackend):
         if not (getattr(param, "_d2p_has_grad", False) or self._fresh(param)):
             return None
         param._d2p_has_grad = True
-        grads = param.list_grad()
+        grads = [legacy(g) for g in param.list_grad()]
         g = grads[0]
         for other in grads[1:]:
             g = g + other.as_in_context(g.context)
+        g = in_mode(g)
         return g.reshape(()) if self._is_scalar(param) else g
 
     def zero_grad(self, param, set_to_none=True) -> None:
@@ -252,7 +296,11 @@ class MXNetAdapter(MXNetBackend):
                     param._fresh_grad = False
             return
         had = self.grad_tensor(param) is not None
-        param.zero_grad()
+        # Parameter.zero_grad calls nd.zeros_like, which refuses NumPy-mode arrays (mxnet
+        # 1.9.1): it is called here on legacy views of the same memory
+        for g in param._grad or ():
+            g = legacy(g)
+            nd.zeros_like(g, out=g)
         if set_to_none or not had:
             self._clear_mark(param)
 
@@ -260,7 +308,9 @@ class MXNetAdapter(MXNetBackend):
         with autograd.pause():
             if self._is_scalar(param):
                 delta = delta.reshape((1,))
-            for value in param.list_data():  # in place on each context's storage
+            delta = legacy(delta)  # legacy views of the same memory (and no NumPy-mode
+            for value in param.list_data():  # deprecation warning): in place on each context
+                value = legacy(value)
                 value -= delta.as_in_context(value.context)
 
     def native_parameter_names(self, native) -> dict:
@@ -320,9 +370,11 @@ class MXNetAdapter(MXNetBackend):
             if initializer is not None:
                 value = nd.zeros(shape, ctx=self._ctx, dtype="float32")
                 # the '__init__' attribute makes mxnet apply this initializer whatever the
-                # parameter's name or its own ``init`` (as Parameter.initialize does)
-                initializer(mx.init.InitDesc(param.name, {"__init__": initializer}), value)
-            param.set_data(value)
+                # parameter's name or its own ``init`` (as Parameter.initialize does); it
+                # fills a view in the mode in force (its random operators are that mode's)
+                initializer(mx.init.InitDesc(param.name, {"__init__": initializer}),
+                            in_mode(value))
+            param.set_data(self._like(value, param))
 
     # -- modules -------------------------------------------------------------------------------
     def layer(self, kind, **options):
@@ -549,6 +601,12 @@ class MXNetAdapter(MXNetBackend):
         return None
 
     def call(self, native, args, training):
+        sync_mode(native)
+        numpy = np_mode()
+        args = tuple(in_mode(a, numpy) for a in args)
+        if numpy and any(isinstance(a, nd.NDArray) and a.ndim and a.shape[0] == 0 for a in args):
+            # NumPy mode's operators take the empty batch but fail later, asynchronously
+            return self._empty_batch(native, args)
         mode = autograd.train_mode() if training else autograd.predict_mode()
         with mode:
             try:
@@ -567,11 +625,12 @@ class MXNetAdapter(MXNetBackend):
         # Legacy operators reject a batch of 0 (0 means "unknown size" to them): learn the
         # output shape from one sample, without recording or updating statistics, and
         # return an empty result of that shape.
-        one = tuple(nd.array(np.zeros((1,) + tuple(a.shape[1:]), np.float32), ctx=self._ctx)
-                    if isinstance(a, nd.NDArray) else a for a in args)
+        one = tuple(in_mode(nd.array(np.zeros((1,) + tuple(a.shape[1:]), np.float32),
+                                     ctx=self._ctx)) if isinstance(a, nd.NDArray) else a
+                    for a in args)
         with autograd.pause(), autograd.predict_mode():
             out = native(*one)
-        return nd.array(np.zeros((0,) + tuple(out.shape[1:]), np.float32), ctx=self._ctx)
+        return in_mode(nd.array(np.zeros((0,) + tuple(out.shape[1:]), np.float32), ctx=self._ctx))
 
     def set_training(self, native, mode: bool) -> None:
         # Gluon keeps no mode on a Block (``call`` enters train_mode()/predict_mode()); the
@@ -608,11 +667,12 @@ class MXNetAdapter(MXNetBackend):
                 if not self._fresh(param):
                     continue
                 grad = param.list_grad()[0]
-                delta = grad - before
+                grad, before = legacy(grad), legacy(before)  # views of the same memory
+                delta = in_mode(grad - before)  # hooks see the arrays of the mode in force
                 for hook in list(param_hooks(param).values()):
                     replaced = hook(delta)
-                    delta = delta if replaced is None else replaced.as_in_context(grad.context)
-                grad[:] = before + delta
+                    delta = delta if replaced is None else replaced
+                grad[:] = before + legacy(delta).as_in_context(grad.context)
         # make "this parameter has a gradient" sticky: a native Trainer.step resets the
         # arrays' _fresh_grad flag, but the accumulated gradient is still there.
         for param in list(self._seen):
@@ -627,7 +687,7 @@ class MXNetAdapter(MXNetBackend):
             split_bias.reset(token)
 
     def differentiate(self, loss, sources) -> list:
-        arrays = [s if isinstance(s, nd.NDArray) else s.data() for s in sources]
+        arrays = [s if isinstance(s, nd.NDArray) else in_mode(s.data()) for s in sources]
         try:
             grads = list(autograd.grad(loss, arrays, retain_graph=True))
         except mx.base.MXNetError as exc:
@@ -635,6 +695,7 @@ class MXNetAdapter(MXNetBackend):
             if "unreachable" not in str(exc):
                 raise
             grads = [self._grad_or_none(loss, a) for a in arrays]
+        grads = [in_mode(g) for g in grads]
         return [g.reshape(()) if g is not None and not isinstance(s, nd.NDArray)
                 and self._is_scalar(s) else g for s, g in zip(sources, grads)]
 
@@ -649,6 +710,22 @@ class MXNetAdapter(MXNetBackend):
 
     def no_grad(self):
         return autograd.pause()
+
+    # -- MXNet's NumPy mode (npx.set_np()) and legacy mode ---------------------------------------
+    def op(self, name: str):
+        if not np_mode():
+            return super().op(name)
+        table = self.__dict__.setdefault("_numpy_ops", {})
+        fn = table.get(name)
+        if fn is None:
+            fn = table[name] = _numpy_mode_op(name, super().op(name))
+        return fn
+
+    @staticmethod
+    def _like(value, param):
+        """``value`` as the arrays ``param`` stores (of the mode it was made in): Gluon
+        writes with ``arr[:] = value``, which refuses the other mode's array."""
+        return in_mode(value, stored_numpy(param))
 
     # -- operations ----------------------------------------------------------------------------
     def _matmul(self, a, b):
@@ -742,11 +819,13 @@ MXNetAdapter.ops_table.update(
 
 # The legacy NDArray raises TypeError for an operand it does not know instead of returning
 # NotImplemented, so ``tensor + Parameter`` failed: let the Parameter's reflected operator
-# answer (only for Parameters; every other operand is mxnet's own business).
-defer_operators(nd.NDArray, ("__add__", "__sub__", "__mul__", "__truediv__", "__div__",
-                             "__pow__", "__mod__", "__iadd__", "__isub__", "__imul__",
-                             "__itruediv__", "__idiv__", "__imod__", "__lt__", "__le__",
-                             "__gt__", "__ge__"), Parameter)
+# answer (only for Parameters; every other operand is mxnet's own business). NumPy mode's
+# array does the same, and has ``@`` too.
+for _cls in (nd.NDArray, mxnp.ndarray):
+    defer_operators(_cls, ("__add__", "__sub__", "__mul__", "__truediv__", "__div__",
+                           "__pow__", "__mod__", "__iadd__", "__isub__", "__imul__",
+                           "__itruediv__", "__idiv__", "__imod__", "__lt__", "__le__",
+                           "__gt__", "__ge__", "__matmul__"), Parameter)
 
 def _conv2d(self, x, weight, bias, stride, padding, dilation, groups):
     kernel = tuple(weight.shape[2:])
