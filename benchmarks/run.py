@@ -40,6 +40,10 @@ TARGETS = {
     "cross-entropy loss: neutral vs native": None,
 }
 LOSS_ROWS = ["cross-entropy training step", "cross-entropy loss: neutral vs native"]
+STATE_ROWS = ["state_dict (25M)", "load_state_dict (25M)"]
+INIT_ROWS = ["init.normal_ (25M)", "init.uniform_ (25M)"]
+#: ``--only`` groups: the rows each one measures (and rewrites in docs/benchmarks.md)
+ONLY = {"losses": LOSS_ROWS, "state": STATE_ROWS, "init": INIT_ROWS}
 
 
 SYNC = [lambda: None]  # waits for queued work (mxnet computes asynchronously)
@@ -495,9 +499,39 @@ def native_lenet_step(backend, model, X, y, lr):
     return native_train_step(backend, Holder, X, y, lr)
 
 
+def bench_big(backend: str, rounds: int, groups: list) -> dict:
+    """state_dict / load_state_dict and init.normal_ / init.uniform_ of a 27.3M-parameter MLP
+    (``groups``: "state", "init")."""
+    from d2lparams import init, nn
+
+    out: dict = {}
+    big = nn.mlp(4096, [4096, 2048], 1024)  # 27.3M parameters
+    out["parameters (big)"] = big.num_parameters()
+    if "state" in groups:
+        out["state_dict (25M)"] = interleaved(big.state_dict,
+                                              lambda: native_export(backend, big.native),
+                                              max(3, rounds // 3), 1)
+        sd, exported = big.state_dict(), native_export(backend, big.native)
+        out["load_state_dict (25M)"] = interleaved(
+            lambda: big.load_state_dict(sd), lambda: native_import(backend, big.native, exported),
+            max(3, rounds // 3), 1)
+    if "init" in groups:
+        def ours_normal():
+            for p in big.parameters():
+                init.normal_(p, std=0.01)
+
+        def ours_uniform():
+            for p in big.parameters():
+                init.uniform_(p, -0.1, 0.1)
+
+        out["init.normal_ (25M)"] = interleaved(ours_normal, native_normal(backend, big), 5, 1)
+        out["init.uniform_ (25M)"] = interleaved(ours_uniform, native_uniform(backend, big), 5, 1)
+    return out
+
+
 def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
     import d2lparams as d2p
-    from d2lparams import init, nn, ops, optim
+    from d2lparams import nn, ops, optim
 
     d2p.set_backend(backend)
     ad = d2p._registry.adapter(backend)
@@ -511,7 +545,10 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
     # of a shared machine)
     loss_rounds = 5 if quick else 61
     if only:
-        out.update(bench_cross_entropy(backend, loss_rounds, 3))
+        if "losses" in only:
+            out.update(bench_cross_entropy(backend, loss_rounds, 3))
+        if "state" in only or "init" in only:
+            out.update(bench_big(backend, rounds, only))
         return out
 
     ident = nn.Identity().eval()
@@ -523,26 +560,7 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
         X = d2p.randn(batch, 784)
         out[key] = interleaved(lambda X=X: net(X), native_forward(backend, net.native, X), rounds,
                                number // (4 if quick else 1))
-
-    big = nn.mlp(4096, [4096, 2048], 1024)  # 27.3M parameters
-    out["parameters (big)"] = big.num_parameters()
-    out["state_dict (25M)"] = interleaved(big.state_dict, lambda: native_export(backend, big.native),
-                                          max(3, rounds // 3), 1)
-    sd, exported = big.state_dict(), native_export(backend, big.native)
-    out["load_state_dict (25M)"] = interleaved(lambda: big.load_state_dict(sd),
-                                               lambda: native_import(backend, big.native, exported),
-                                               max(3, rounds // 3), 1)
-
-    def ours_normal():
-        for p in big.parameters():
-            init.normal_(p, std=0.01)
-
-    def ours_uniform():
-        for p in big.parameters():
-            init.uniform_(p, -0.1, 0.1)
-
-    out["init.normal_ (25M)"] = interleaved(ours_normal, native_normal(backend, big), 5, 1)
-    out["init.uniform_ (25M)"] = interleaved(ours_uniform, native_uniform(backend, big), 5, 1)
+    out.update(bench_big(backend, rounds, ["state", "init"]))
 
     d2p.seed(0)
     net = nn.mlp(784, [256, 256], 10)
@@ -601,9 +619,10 @@ def main() -> int:
                         help="only the LeNet measurements (rewrites their section of the doc)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
-    parser.add_argument("--only", nargs="+", choices=["losses"],
-                        help="measure these rows only (losses: the cross-entropy rows) and update "
-                        "just them in docs/benchmarks.md")
+    parser.add_argument("--only", nargs="+", choices=list(ONLY),
+                        help="measure these rows only (losses: the cross-entropy rows; state: "
+                        "state_dict and load_state_dict; init: init.normal_ and init.uniform_) "
+                        "and update just them in docs/benchmarks.md")
     args = parser.parse_args()
     if args.worker:
         if args.lenet:
@@ -647,7 +666,7 @@ def main() -> int:
     if args.only:
         path = os.path.join(ROOT, "docs", "benchmarks.md")
         with open(path) as fh:
-            text = update_rows(fh.read(), results, LOSS_ROWS)
+            text = update_rows(fh.read(), results, [row for g in args.only for row in ONLY[g]])
         print(text)
         if not args.no_write:
             with open(path, "w") as fh:
