@@ -1,6 +1,7 @@
 """Overhead of d2lparams over each native framework, as ratios measured in one run.
 
-    python benchmarks/run.py [--backends torch paddle] [--quick] [--only losses] [--lenet]
+    python benchmarks/run.py [--backends torch paddle] [--quick] [--lenet]
+                             [--only losses|state|init ... [--repeat 3]]
 
 Each backend runs in a process of its own. Every measurement times the d2lparams call and
 the native equivalent alternately (interleaved rounds, the median of each), so that a ratio
@@ -400,6 +401,17 @@ def native_lenet(backend, sd):
     return model, lambda X: paddle.to_tensor(X)
 
 
+def median_run(runs: list) -> dict:
+    """One result from several runs of a worker: per measurement, the run whose ratio is the
+    median."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, list):
+            pairs = sorted((run[key] for run in runs), key=lambda p: p[0] / p[1])
+            out[key] = pairs[len(pairs) // 2]
+    return out
+
+
 def median_of(repeats: int, ours, native, rounds: int, number: int) -> tuple[float, float]:
     """:func:`interleaved` ``repeats`` times; the pair whose ratio is the median (a burst of
     another job's load moves one repetition, not the median)."""
@@ -623,6 +635,10 @@ def main() -> int:
                         help="measure these rows only (losses: the cross-entropy rows; state: "
                         "state_dict and load_state_dict; init: init.normal_ and init.uniform_) "
                         "and update just them in docs/benchmarks.md")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --only: run each backend's worker this many times and keep, "
+                        "per row, the run whose ratio is the median (a shared machine's load "
+                        "moves one run, not the median); the load average is printed")
     args = parser.parse_args()
     if args.worker:
         if args.lenet:
@@ -637,15 +653,21 @@ def main() -> int:
     lenet: dict = {}
     for name in names:
         if args.only:
-            extra = (["--quick"] if args.quick else []) + (["--only", *args.only] if args.only else [])
-            proc = subprocess.run([sys.executable, "-P", __file__, "--worker", name] + extra,
-                                  capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-            if proc.returncode != 0:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                return 1
-            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-            if not args.only:
-                results[name]["imports"] = import_times(name, 1 if args.quick else 3)
+            extra = (["--quick"] if args.quick else []) + ["--only", *args.only]
+            runs = []
+            for _ in range(max(1, args.repeat)):
+                load = os.getloadavg()[0]
+                proc = subprocess.run([sys.executable, "-P", __file__, "--worker", name] + extra,
+                                      capture_output=True, text=True,
+                                      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                if proc.returncode != 0:
+                    print(proc.stderr[-3000:], file=sys.stderr)
+                    return 1
+                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                shown = ", ".join(f"{k} {v[0] / v[1]:.2f}x" for k, v in runs[-1].items()
+                                  if isinstance(v, list))
+                print(f"{name} (load {load:.2f}): {shown}", file=sys.stderr)
+            results[name] = median_run(runs)
             print(f"measured {name}", file=sys.stderr)
             continue
         for only_lenet in ([True] if args.lenet else [False, True]):

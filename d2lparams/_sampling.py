@@ -50,10 +50,16 @@ _LOW = (1 << 32) - 1
 
 
 def _cores() -> int:
+    """The cores this process may use, at most ``OMP_NUM_THREADS`` when that is set (the
+    usual way to ask numerical libraries for fewer threads)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) > 0:
+        cores = min(cores, int(limit))
+    return cores
 
 
 class _Words:

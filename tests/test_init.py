@@ -266,3 +266,12 @@ def test_bulk_float32_draws_of_another_bit_generator_follow_the_rule():
                                   float32_normal(numpy_rng, (5, 3), 1.0, 0.5))
     np.testing.assert_array_equal(init._draw_uniform(ours, (4,), -1.0, 1.0),
                                   float32_uniform(numpy_rng, (4,), -1.0, 1.0))
+
+
+def test_bulk_draws_use_no_more_threads_than_omp_num_threads(monkeypatch):
+    from d2lparams import _sampling
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _sampling._cores() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # unset or empty: the process's cores
+    assert _sampling._cores() >= 1
