@@ -156,7 +156,18 @@ class MXNetAdapter(MXNetBackend):
         if self._is_scalar(param):
             array = array.reshape(1)
         with autograd.pause():
-            param.set_data(nd.array(array, ctx=self._ctx, dtype="float32"))
+            if (array.ndim == 2 and not array.flags.c_contiguous and array.T.flags.c_contiguous
+                    and param._data is not None and getattr(param, "_trainer", None) is None
+                    and all(arr.context == self._ctx for arr in param._data)):
+                # a canonical (in, out) array seen as the stored (out, in): MXNet's transpose
+                # writes each storage directly, where nd.array would transpose with NumPy's
+                # strided copy and set_data copy once more (a third of the time for 25M
+                # values). set_data's other work only concerns a Trainer's kvstore (none here)
+                source = nd.array(array.T, ctx=self._ctx, dtype="float32")
+                for arr in param._data:
+                    nd.transpose(source, out=arr)
+            else:
+                param.set_data(nd.array(array, ctx=self._ctx, dtype="float32"))
 
     def requires_grad(self, param, flag=None) -> bool:
         if isinstance(param, nd.NDArray):  # a tensor: only attach_grad gives it a gradient
