@@ -717,17 +717,28 @@ NOTES = """## Reading the numbers
 - **state_dict / load_state_dict** move 27.3 M parameters (`mlp(4096, [4096, 2048], 1024)`).
   torch and mxnet store Linear weights as `(out, in)`: d2lparams makes one native-layout copy
   and returns its transposed view, so the canonical array costs a single memory copy, and
-  `load_state_dict` of such an array is a plain copy again.
-- **init.normal_ / init.uniform_** draw float32 directly from the portable NumPy generator
-  (the drawing rule in the Initialization guide), so that one seed gives bit-identical
-  weights on all four frameworks, then copy the canonical array into the framework's tensor
-  (for torch and mxnet, whose weights are stored `(out, in)`, a transposing copy). NumPy's
-  float32 normal sampler is a ziggurat that draws one value at a time, about 2.5× slower
-  than torch's vectorized kernel, so `normal_` on torch misses the target by far (it was
-  4.1× when drawing float64); `uniform_` on torch is at its edge (1.5-1.6×: the draw, the
-  scaling and the copy). The other frameworks' own initializers are slower than NumPy.
-  `native=True` uses the framework's initializer when speed matters more than the same
-  values everywhere.
+  `load_state_dict` of such an array is a plain copy again. `load_state_dict` also checks
+  that every value is finite (one BLAS dot product per array, `allow_nonfinite=True` skips
+  it); on torch the copy into a contiguous parameter is NumPy's (`np.copyto` into the
+  tensor's memory, about half of `copy_`'s time), which pays for the check.
+- **init.normal_ / init.uniform_** draw from the portable NumPy generator by the drawing rule
+  of the Initialization guide (float32 uniforms, Box–Muller in float32 for the normal), so
+  that one seed gives bit-identical weights on all four frameworks, then copy the canonical
+  array into the framework's tensor (for torch and mxnet, whose weights are stored
+  `(out, in)`, a transposing copy: about 50 ms of torch's 110-130 ms here). The generator's
+  words are read in bulk, computed in cache-sized blocks and split between threads (one
+  per 1 M values, at most one per core). On torch `normal_` still misses its target (it was
+  3.15×): one thread's NumPy work alone, the PCG64 stream (about 2 ns a value on this
+  machine) and NumPy's float32 `log`, `sin` and `cos` (about 3 ns), one pass per
+  operation, costs 1.5-1.8× torch's whole `normal_` kernel, which draws and transforms in
+  one vectorized pass; the second thread gains little while other jobs hold the cores.
+  `uniform_` on torch is at its edge (1.40-1.65× in three runs: the draw takes about
+  torch's `uniform_` time, the transposing copy the rest). The other frameworks' own
+  initializers are slower than NumPy's draw. `native=True` uses the framework's
+  initializer when speed matters more than the same values everywhere.
+- The init rows (every backend) and torch's state-dict rows were re-measured with `--only
+  init state --repeat 3` (each cell the median of three runs) at a load average of 3-4 on
+  the 2 cores, from other jobs.
 - **SGD training step**: forward, `d2p.backward`, `optim.SGD.step` on `mlp(784, [256, 256],
   10)`, batch 64, against the framework's own loop (its optimizer, reading the loss as a
   float as `d2p.backward` does). The update runs in place with the framework's own tensor
