@@ -731,7 +731,9 @@ NOTES = """## Reading the numbers
   3.15×): one thread's NumPy work alone, the PCG64 stream (about 2 ns a value on this
   machine) and NumPy's float32 `log`, `sin` and `cos` (about 3 ns), one pass per
   operation, costs 1.5-1.8× torch's whole `normal_` kernel, which draws and transforms in
-  one vectorized pass; the second thread gains little while other jobs hold the cores.
+  one vectorized pass; the second thread helps only when a core is free: at a load
+  average of 1.6 three runs gave `normal_` 1.27×, 1.98× and 2.30× and `uniform_` 0.93×,
+  1.13× and 0.97×.
   `uniform_` on torch is at its edge (1.40-1.65× in three runs: the draw takes about
   torch's `uniform_` time, the transposing copy the rest). The other frameworks' own
   initializers are slower than NumPy's draw. `native=True` uses the framework's
