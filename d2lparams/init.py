@@ -5,16 +5,27 @@ the result into the parameter in place, so ``d2p.seed(0); init.normal_(p, std=0.
 the same float32 values on torch, tensorflow, mxnet and paddle. With ``native=True`` the
 framework's own initializer draws instead (same distribution, the framework's RNG).
 
-The drawing rule of ``uniform_`` and ``normal_``: they draw in the parameter's precision
-(float32), so that a 25M-parameter model is not drawn in float64 and then cast. With
-``rng`` the portable generator (``np.random.default_rng(seed)`` after ``d2p.seed(seed)``),
-the values are exactly::
+The drawing rule: every portable initializer that draws (``uniform_``, ``normal_``,
+``xavier_*``, ``kaiming_*``) draws in the parameter's precision: float32 for a float32
+parameter (float16 and bfloat16 are drawn in float32 and rounded), float64 for a float64 one.
+With ``rng`` the portable generator (``np.random.default_rng(seed)`` after
+``d2p.seed(seed)``) and ``n`` the number of values, a float32 parameter gets exactly::
 
-    uniform_(p, a, b):       rng.random(p.shape, dtype=np.float32) * np.float32(b - a) + np.float32(a)
-    normal_(p, mean, std):   rng.standard_normal(p.shape, dtype=np.float32) * np.float32(std) + np.float32(mean)
+    uniform_(p, a, b):
+        w = rng.random(n, dtype=np.float32) * np.float32(b - a) + np.float32(a)
+    normal_(p, mean, std):   # Box–Muller on the two halves of k = ceil(n/2) pairs
+        k = (n + 1) // 2
+        u = rng.random(2 * k, dtype=np.float32)
+        r = np.sqrt(np.log(np.float32(1) - u[:k]) * np.float32(-2)) * np.float32(std)
+        theta = np.float32(2 * np.pi) * u[k:]
+        w = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n]
+        if mean != 0: w = w + np.float32(mean)
 
-The other portable initializers (``xavier_*``, ``kaiming_*``, ``reset_``, an
-``Initializer``) draw float64 with ``rng.uniform`` / ``rng.normal`` and round to float32.
+reshaped to ``p.shape`` (C order, canonical layout). ``xavier_uniform_`` and
+``kaiming_uniform_`` are ``uniform_(p, -bound, bound)``, ``xavier_normal_`` and
+``kaiming_normal_`` are ``normal_(p, 0, std)``. A float64 parameter gets
+``rng.uniform(a, b, shape)`` / ``rng.normal(mean, std, shape)``. ``reset_`` (the schemes)
+and an ``Initializer`` draw float64 and round.
 
 Examples:
     >>> import d2lparams as d2p
@@ -38,6 +49,8 @@ import numpy as np
 
 from . import _registry
 from ._checks import FLOAT32_MAX, number
+from ._sampling import normal as _normal32
+from ._sampling import uniform as _uniform32
 from ._state import check_not_recording
 from ._tensor import generator
 from .schemes import Scheme
@@ -142,14 +155,14 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
 
 
 def _draw(p, array: np.ndarray, *, finite: bool = False):
-    """Write a drawn canonical array; ``finite=True``: it was drawn in float32 from finite
-    arguments within float32's range (checked before drawing), so the full pass over the
+    """Write a drawn canonical array; ``finite=True``: it was drawn in the parameter's
+    precision from finite arguments within its range (checked before drawing), so the full pass over the
     values that ``Parameter.set`` makes is skipped (it is a third of ``normal_``'s time)."""
-    if finite and array.dtype == np.float32 and array.shape == p.shape:
+    if finite and array.shape == p.shape and array.dtype == p._carrier:
         check_not_recording(p)
-        p._write(array)
+        p._write(array)  # rounds to the parameter's dtype (float16, bfloat16) if need be
     else:
-        p.set(np.asarray(array, dtype=np.float32))
+        p.set(array)  # checked and converted to the parameter's dtype
     return p
 
 
@@ -159,43 +172,47 @@ def _native(p, kind: str, **spec):
     return p
 
 
+def _precision(dtype) -> type:
+    """The precision a draw for a ``dtype`` parameter is made in: float64 for float64,
+    float32 for float32, float16 and bfloat16 (these two are rounded after the draw)."""
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    if name == "float64":
+        return np.float64
+    if name in ("float32", "float16", "bfloat16"):
+        return np.float32
+    raise ValueError(f"init draws float parameters (float16/bfloat16/float32/float64), got {dtype!r}")
+
+
 def _draw_uniform(rng: np.random.Generator, shape: tuple, a: float, b: float,
                   dtype=np.float32) -> np.ndarray:
-    """``U(a, b)`` drawn in ``dtype`` (the module docstring gives the exact rule).
+    """``U(a, b)`` drawn in ``dtype``'s precision (the module docstring gives the exact rule).
 
-    Drawing float32 directly is what makes ``uniform_`` as fast as the frameworks' own
-    kernels; a float64 target keeps NumPy's float64 ``rng.uniform``, so nothing is lost
-    when a parameter is double precision.
+    float32 values are NumPy's ``rng.random(dtype=np.float32)``, read in bulk
+    (``d2lparams._sampling``): as fast as the frameworks' own kernels; a float64 target keeps
+    NumPy's float64 ``rng.uniform``, so nothing is lost when a parameter is double precision.
     """
-    if np.dtype(dtype) == np.float64:
+    if _precision(dtype) is np.float64:
         return rng.uniform(a, b, shape)
-    out = rng.random(shape, dtype=np.float32)
-    if b - a != 1:  # each skipped pass over 25M values is ~5% of the whole call
-        out *= np.float32(b - a)
-    if a != 0:
-        out += np.float32(a)
-    return out
+    return _uniform32(rng, math.prod(shape), b - a, a).reshape(shape)
 
 
 def _draw_normal(rng: np.random.Generator, shape: tuple, mean: float, std: float,
                  dtype=np.float32) -> np.ndarray:
-    """``N(mean, std²)`` drawn in ``dtype`` (the module docstring gives the exact rule).
+    """``N(mean, std²)`` drawn in ``dtype``'s precision (the module docstring gives the
+    exact rule).
 
-    NumPy's float32 ziggurat costs about half of drawing float64 and casting; float64
-    targets keep ``rng.normal``.
+    float32: Box–Muller on float32 uniforms, computed in float32 block by block; NumPy's
+    float32 ziggurat, which draws one value at a time, takes twice as long. float64 targets
+    keep ``rng.normal``.
     """
-    if np.dtype(dtype) == np.float64:
+    if _precision(dtype) is np.float64:
         return rng.normal(mean, std, shape)
-    out = rng.standard_normal(shape, dtype=np.float32)
-    if std != 1:
-        out *= np.float32(std)
-    if mean != 0:
-        out += np.float32(mean)
-    return out
+    return _normal32(rng, math.prod(shape), mean, std).reshape(shape)
 
 
 def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False):
-    """Fill with ``U(a, b)``, drawn in float32 (the rule is in the module docstring).
+    """Fill with ``U(a, b)``, drawn in the parameter's precision (the rule is in the module
+    docstring).
 
     Raises:
         ValueError: ``a > b``; the parameter is unchanged.
@@ -214,13 +231,15 @@ def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False):
     if not a <= b:
         raise ValueError(f"init.uniform_ needs a <= b, got a={a}, b={b}")
     _within_float32("uniform_", max(abs(a), abs(b)), "U(a, b)")
+    _within_float32("uniform_", b - a, "the width b - a")
     if native:
         return _native(p, "uniform", low=float(a), high=float(b))
     return _draw(p, _draw_uniform(generator(), p.shape, a, b, p.dtype), finite=True)
 
 
 def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False):
-    """Fill with ``N(mean, std²)``, drawn in float32 (the rule is in the module docstring).
+    """Fill with ``N(mean, std²)``, drawn in the parameter's precision (the rule is in the
+    module docstring).
 
     Raises:
         ValueError: ``std < 0``; the parameter is unchanged.
@@ -230,8 +249,11 @@ def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False):
         >>> from d2lparams import init
         >>> p = d2p.nn.Linear(3, 2, backend="torch").weight
         >>> d2p.seed(0); _ = init.normal_(p, mean=1.0, std=0.01)
-        >>> z = np.random.default_rng(0).standard_normal((3, 2), dtype=np.float32)
-        >>> bool((p.numpy() == z * np.float32(0.01) + np.float32(1.0)).all())
+        >>> u = np.random.default_rng(0).random(6, dtype=np.float32)
+        >>> r = np.sqrt(np.log(np.float32(1) - u[:3]) * np.float32(-2)) * np.float32(0.01)
+        >>> theta = np.float32(2 * np.pi) * u[3:]
+        >>> w = np.concatenate([r * np.cos(theta), r * np.sin(theta)]) + np.float32(1.0)
+        >>> bool((p.numpy() == w.reshape(3, 2)).all())
         True
     """
     p = _param(p, "normal_")
@@ -264,7 +286,7 @@ def ones_(p, *, native: bool = False):
 
 
 def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False):
-    """Glorot: ``U(±gain·√(6/(fan_in+fan_out)))``."""
+    """Glorot: ``U(±gain·√(6/(fan_in+fan_out)))``, drawn as ``uniform_(p, -bound, bound)``."""
     p = _param(p, "xavier_uniform_")
     gain = _arg(gain, "xavier_uniform_", "gain")
     fan_in, fan_out = _fans(p, "xavier_uniform_")
@@ -272,11 +294,11 @@ def xavier_uniform_(p, gain: float = 1.0, *, native: bool = False):
     if native:
         return _native(p, "xavier_uniform", gain=float(gain), fan_in=fan_in, fan_out=fan_out)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return _draw(p, generator().uniform(-bound, bound, p.shape))
+    return _draw(p, _draw_uniform(generator(), p.shape, -bound, bound, p.dtype), finite=True)
 
 
 def xavier_normal_(p, gain: float = 1.0, *, native: bool = False):
-    """Glorot: ``N(0, gain²·2/(fan_in+fan_out))``."""
+    """Glorot: ``N(0, gain²·2/(fan_in+fan_out))``, drawn as ``normal_(p, 0, std)``."""
     p = _param(p, "xavier_normal_")
     gain = _arg(gain, "xavier_normal_", "gain")
     fan_in, fan_out = _fans(p, "xavier_normal_")
@@ -285,7 +307,7 @@ def xavier_normal_(p, gain: float = 1.0, *, native: bool = False):
     if native:
         return _native(p, "xavier_normal", gain=float(gain), fan_in=fan_in, fan_out=fan_out)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-    return _draw(p, generator().normal(0.0, std, p.shape))
+    return _draw(p, _draw_normal(generator(), p.shape, 0.0, std, p.dtype), finite=True)
 
 
 def _kaiming(p, a, mode, nonlinearity, fn):
@@ -302,23 +324,24 @@ def _kaiming(p, a, mode, nonlinearity, fn):
 
 def kaiming_uniform_(p, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                      *, native: bool = False):
-    """He: ``U(±gain·√(3/fan))``."""
+    """He: ``U(±gain·√(3/fan))``, drawn as ``uniform_(p, -bound, bound)``."""
     p, fan, gain, fan_in, fan_out, a = _kaiming(p, a, mode, nonlinearity, "kaiming_uniform_")
     if native:
         return _native(p, "kaiming_uniform", gain=gain, fan=fan, mode=mode, fan_in=fan_in,
                        fan_out=fan_out, a=a, nonlinearity=nonlinearity)
     bound = gain * math.sqrt(3.0 / fan)
-    return _draw(p, generator().uniform(-bound, bound, p.shape))
+    return _draw(p, _draw_uniform(generator(), p.shape, -bound, bound, p.dtype), finite=True)
 
 
 def kaiming_normal_(p, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                     *, native: bool = False):
-    """He: ``N(0, gain²/fan)``."""
+    """He: ``N(0, gain²/fan)`` (std ``gain/√fan``), drawn as ``normal_(p, 0, std)``."""
     p, fan, gain, fan_in, fan_out, a = _kaiming(p, a, mode, nonlinearity, "kaiming_normal_")
     if native:
         return _native(p, "kaiming_normal", gain=gain, fan=fan, mode=mode, fan_in=fan_in,
                        fan_out=fan_out, a=a, nonlinearity=nonlinearity)
-    return _draw(p, generator().normal(0.0, gain / math.sqrt(fan), p.shape))
+    std = gain / math.sqrt(fan)
+    return _draw(p, _draw_normal(generator(), p.shape, 0.0, std, p.dtype), finite=True)
 
 
 class Initializer:
@@ -351,7 +374,7 @@ def initialize_(p, initializer: Initializer):
             f"init.initialize_ takes an init.Initializer, got {type(initializer).__name__}; "
             "subclass init.Initializer and implement __call__(self, shape, rng)"
         )
-    value = np.asarray(initializer(p.shape, generator()), dtype=np.float32)
+    value = np.asarray(initializer(p.shape, generator()))
     if value.shape != p.shape:
         raise ValueError(
             f"{type(initializer).__name__} returned shape {value.shape} for a parameter of "

@@ -257,7 +257,8 @@ def test_native_init_uses_pytorch_fans_for_conv_weights(backend):
     d2p.seed(4)
     init.kaiming_uniform_(conv.weight, nonlinearity="relu")
     bound = math.sqrt(2) * math.sqrt(3 / fan_in)
-    expected = np.random.default_rng(4).uniform(-bound, bound, (32, 8, 3, 5)).astype(np.float32)
+    u = np.random.default_rng(4).random((32, 8, 3, 5), dtype=np.float32)  # the float32 rule
+    expected = u * np.float32(2 * bound) + np.float32(-bound)
     np.testing.assert_array_equal(conv.weight.numpy(), expected)
 
 

@@ -343,3 +343,20 @@ def test_jax_float64_with_its_switch_on(backend):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-3000:]
+
+
+def test_init_draws_float64_parameters_in_float64_the_same_on_every_backend(backend):
+    needs_float64(backend)
+    net = mlp().double()
+    w = net[0].weight
+    d2p.seed(0)
+    d2p.init.normal_(w, mean=0.5, std=0.01)
+    # the rule for float64 parameters: NumPy's own float64 draw, in the canonical layout
+    expected = np.random.default_rng(0).normal(0.5, 0.01, size=(4, 8))
+    np.testing.assert_array_equal(w.numpy(), expected)
+    assert w.numpy().dtype == np.float64
+    d2p.seed(1)
+    d2p.init.uniform_(w, -2, 3)
+    np.testing.assert_array_equal(w.numpy(), np.random.default_rng(1).uniform(-2, 3, (4, 8)))
+    d2p.init.constant_(net[0].bias, 0.1)
+    assert net[0].bias.numpy()[0] == 0.1  # the float64 nearest to 0.1, not float32's

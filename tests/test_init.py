@@ -13,14 +13,22 @@ from d2lparams.chapter import ChapterInit, seed_net
 from conftest import ALL, cross_backends, run_python
 
 
-# init.uniform_ / init.normal_ draw float32 directly (the rule in d2lparams.init's docstring);
-# the references below apply that rule with NumPy alone.
+# The portable initializers draw float32 parameters in float32 (the rule in d2lparams.init's
+# docstring); the references below apply that rule with NumPy alone.
 def float32_uniform(rng, shape, a, b):
-    return rng.random(shape, dtype=np.float32) * np.float32(b - a) + np.float32(a)
+    n = math.prod(shape)
+    return (rng.random(n, dtype=np.float32) * np.float32(b - a) + np.float32(a)).reshape(shape)
 
 
 def float32_normal(rng, shape, mean, std):
-    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std) + np.float32(mean)
+    """Box–Muller in float32 on the two halves of float32 uniforms."""
+    n = math.prod(shape)
+    k = -(-n // 2)
+    u = rng.random(2 * k, dtype=np.float32)
+    r = np.sqrt(np.log(np.float32(1) - u[:k]) * np.float32(-2)) * np.float32(std)
+    theta = np.float32(2 * np.pi) * u[k:]
+    z = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n]
+    return (z + np.float32(mean) if mean != 0 else z).reshape(shape)
 
 
 def test_init_normal_via_apply(backend):
@@ -48,7 +56,7 @@ def test_init_constant_xavier_and_42(backend):
     net[0].apply(lambda m: init.xavier_uniform_(m.weight) if isinstance(m, nn.Linear) else None)
     net[2].apply(lambda m: init.constant_(m.weight, 42) if isinstance(m, nn.Linear) else None)
     bound = math.sqrt(6 / (4 + 8))
-    expected = np.random.default_rng(1).uniform(-bound, bound, (4, 8)).astype(np.float32)
+    expected = float32_uniform(np.random.default_rng(1), (4, 8), -bound, bound)
     np.testing.assert_array_equal(net[0].weight.numpy(), expected)
     assert (net[2].weight.numpy() == 42).all()
 
@@ -147,10 +155,11 @@ SCHEMES = [
     ("xavier_uniform_", dict(gain=2.0), lambda fi, fo: ("uniform", -2 * math.sqrt(6 / (fi + fo)),
                                                          2 * math.sqrt(6 / (fi + fo)))),
     ("xavier_normal_", dict(), lambda fi, fo: ("normal", 0.0, math.sqrt(2 / (fi + fo)))),
+    # kaiming: gain·√(3/fan) and gain/√fan with gain √2, as init documents them
     ("kaiming_uniform_", dict(nonlinearity="relu"),
-     lambda fi, fo: ("uniform", -math.sqrt(6 / fi), math.sqrt(6 / fi))),
+     lambda fi, fo: ("uniform", -math.sqrt(2) * math.sqrt(3 / fi), math.sqrt(2) * math.sqrt(3 / fi))),
     ("kaiming_normal_", dict(mode="fan_out", nonlinearity="relu"),
-     lambda fi, fo: ("normal", 0.0, math.sqrt(2 / fo))),
+     lambda fi, fo: ("normal", 0.0, math.sqrt(2) / math.sqrt(fo))),
 ]
 
 
@@ -171,15 +180,10 @@ def test_initializer_distributions(backend, fn, kwargs, dist, native):
         assert abs(values.mean() - a) < 0.01 * b + 1e-3 * abs(a)
         assert abs(values.std() - b) < 0.01 * b
     if not native:
-        # portable draws are exactly NumPy's: uniform_/normal_ in float32, the others float64
+        # portable draws follow the float32 rule exactly (xavier/kaiming too)
         rng, shape = np.random.default_rng(5), (fan_in, fan_out)
-        if fn in ("uniform_", "normal_"):
-            ref = (float32_uniform if kind == "uniform" else float32_normal)(rng, shape, a, b)
-            np.testing.assert_array_equal(lin.weight.numpy(), ref)
-        else:
-            ref = (rng.uniform(a, b, shape) if kind == "uniform"
-                   else rng.normal(a, b, shape)).astype(np.float32)
-            np.testing.assert_allclose(lin.weight.numpy(), ref, rtol=1e-6, atol=1e-7)
+        ref = (float32_uniform if kind == "uniform" else float32_normal)(rng, shape, a, b)
+        np.testing.assert_array_equal(lin.weight.numpy(), ref)
     init.constant_(lin.bias, 3.0, native=native)
     assert (lin.bias.numpy() == 3.0).all()
 
@@ -223,12 +227,58 @@ def test_same_seed_identical_arrays_across_backends(tmp_path):
                 err_msg=f"{key} differs between {first} and {name}")
 
 
-def test_draw_helpers_keep_float64_for_float64_targets():
-    """A float64 target is drawn in float64 (NumPy's rng.uniform / rng.normal), not rounded."""
-    for draw, numpy_draw in ((init._draw_uniform, "uniform"), (init._draw_normal, "normal")):
+def test_draw_helpers_draw_in_the_target_precision():
+    """float64 targets are drawn in float64 (NumPy's rng.uniform / rng.normal), not rounded;
+    float32, float16 and bfloat16 ones by the float32 rule (the half precisions round it)."""
+    for draw, numpy_draw, rule in ((init._draw_uniform, "uniform", float32_uniform),
+                                   (init._draw_normal, "normal", float32_normal)):
         got = draw(np.random.default_rng(2), (3, 4), -1.0, 2.0, "float64")
         expected = getattr(np.random.default_rng(2), numpy_draw)(-1.0, 2.0, (3, 4))
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, expected)
-        single = draw(np.random.default_rng(2), (3, 4), -1.0, 2.0, "float32")
-        assert single.dtype == np.float32
+        for dtype in ("float32", np.float32, "float16", "bfloat16"):
+            single = draw(np.random.default_rng(2), (3, 5), -1.0, 2.0, dtype)
+            assert single.dtype == np.float32
+            np.testing.assert_array_equal(single, rule(np.random.default_rng(2), (3, 5), -1.0, 2.0))
+    with pytest.raises(ValueError, match="float parameters"):
+        init._draw_normal(np.random.default_rng(2), (3,), 0.0, 1.0, "int64")
+
+
+@pytest.mark.parametrize("before", [0, 1, 2, 3])
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 2 * 256 + 1, 5 * 256 + 2])
+def test_bulk_float32_draws_follow_the_rule_and_leave_the_generator_as_numpy_would(
+        monkeypatch, before, n):
+    """The float32 draws read the generator's words in bulk, in blocks, split between
+    threads: the values and the generator's state afterwards are those of the rule computed
+    with ``rng.random`` (also after an odd number of float32 draws, which leaves a word in
+    NumPy's buffer), whatever the block size and the number of threads."""
+    from d2lparams import _sampling
+
+    monkeypatch.setattr(_sampling, "BLOCK", 256)
+    monkeypatch.setattr(_sampling, "PER_THREAD", 300)
+    monkeypatch.setattr(_sampling, "_cores", lambda: 3)
+    for draw, rule in ((init._draw_uniform, float32_uniform), (init._draw_normal, float32_normal)):
+        ours, numpy_rng = np.random.default_rng(9), np.random.default_rng(9)
+        ours.random(before, dtype=np.float32), numpy_rng.random(before, dtype=np.float32)
+        np.testing.assert_array_equal(draw(ours, (n,), 0.25, 3.0), rule(numpy_rng, (n,), 0.25, 3.0))
+        # the generator continues where the rule left it, in float32 and in 64-bit draws
+        np.testing.assert_array_equal(ours.random(3, dtype=np.float32),
+                                      numpy_rng.random(3, dtype=np.float32))
+        assert ours.integers(2**62) == numpy_rng.integers(2**62)
+
+
+def test_bulk_float32_draws_of_another_bit_generator_follow_the_rule():
+    ours, numpy_rng = (np.random.Generator(np.random.MT19937(4)) for _ in range(2))
+    np.testing.assert_array_equal(init._draw_normal(ours, (5, 3), 1.0, 0.5),
+                                  float32_normal(numpy_rng, (5, 3), 1.0, 0.5))
+    np.testing.assert_array_equal(init._draw_uniform(ours, (4,), -1.0, 1.0),
+                                  float32_uniform(numpy_rng, (4,), -1.0, 1.0))
+
+
+def test_bulk_draws_use_no_more_threads_than_omp_num_threads(monkeypatch):
+    from d2lparams import _sampling
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _sampling._cores() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # unset or empty: the process's cores
+    assert _sampling._cores() >= 1

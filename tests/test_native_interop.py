@@ -282,3 +282,21 @@ def test_paddle_model_fit_trains_net_native_as_optim_sgd(backend):
     assert any(np.abs(trained[k] - start[k]).max() > 1e-3 for k in start)
     for key, value in twin.state_dict().items():
         np.testing.assert_allclose(trained[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_torch_autograd_sees_writes_made_through_d2lparams():
+    """torch: d2lparams writes a contiguous value with NumPy into the tensor's memory (faster
+    than ``copy_``); the write still counts in autograd's version counter, so a graph that
+    saved the old value refuses to backpropagate, as after ``copy_``."""
+    pytest.importorskip("torch")
+    lin = d2p.nn.Linear(3, 2, backend="torch")
+    for write in (lambda: lin.bias.set(np.ones(2, np.float32)),  # contiguous: NumPy's copy
+                  lambda: lin.load_state_dict({k: v + 1 for k, v in lin.state_dict().items()}),
+                  lambda: d2p.init.normal_(lin.weight)):  # (in, out) into (out, in): copy_
+        loss = sum((p ** 2).sum() for p in lin.native.parameters())  # saves both values
+        versions = [p._version for p in lin.native.parameters()]
+        write()
+        assert [p._version for p in lin.native.parameters()] != versions
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+    np.testing.assert_array_equal(lin.native.bias.detach().numpy(), lin.bias.numpy())

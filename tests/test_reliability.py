@@ -195,6 +195,7 @@ INIT_CASES = [
     ("constant_", {"value": np.nan}), ("constant_", {"value": np.inf}), ("constant_", {"value": 1e39}),
     ("normal_", {"mean": np.inf}), ("normal_", {"std": np.nan}), ("normal_", {"mean": 3e38, "std": 1e37}),
     ("uniform_", {"a": -np.inf, "b": 0.0}), ("uniform_", {"a": 0.0, "b": np.nan}),
+    ("uniform_", {"a": -3e38, "b": 3e38}),
     ("xavier_uniform_", {"gain": np.nan}), ("xavier_normal_", {"gain": np.inf}),
     ("kaiming_uniform_", {"a": np.nan}), ("kaiming_normal_", {"a": -np.inf}),
 ]

@@ -200,8 +200,20 @@ class MXNetAdapter(MXNetBackend):
         if self._is_scalar(param):
             array = array.reshape(1)
         with autograd.pause():
-            param.set_data(self._like(nd.array(array, ctx=param.list_ctx()[0], dtype=dtype),
-                                      param))
+            if (array.ndim == 2 and not array.flags.c_contiguous and array.T.flags.c_contiguous
+                    and param._data is not None and getattr(param, "_trainer", None) is None
+                    and all(type(arr) is nd.NDArray and arr.context == self._ctx
+                            for arr in param._data)):
+                # a canonical (in, out) array seen as the stored (out, in): MXNet's transpose
+                # writes each storage directly, where nd.array would transpose with NumPy's
+                # strided copy and set_data copy once more (a third of the time for 25M
+                # values). set_data's other work only concerns a Trainer's kvstore (none here)
+                source = nd.array(array.T, ctx=self._ctx, dtype=dtype)
+                for arr in param._data:
+                    nd.transpose(source, out=arr)
+            else:
+                param.set_data(self._like(nd.array(array, ctx=param.list_ctx()[0], dtype=dtype),
+                                          param))
 
     # -- dtypes and devices ----------------------------------------------------------------------
     def num_gpus(self) -> int:
