@@ -21,10 +21,13 @@ With ``rng`` the portable generator (``np.random.default_rng(seed)`` after
         w = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n]
         if mean != 0: w = w + np.float32(mean)
 
-reshaped to ``p.shape`` (C order, canonical layout). ``xavier_uniform_`` and
+reshaped to ``p.shape`` in C order, except a 2-D parameter ``(in, out)``, which is filled as
+``(out, in)`` (``w.reshape(out, in).T``): PyTorch's storage order of a Linear weight, so that
+writing it into torch's and MXNet's ``(out, in)`` storage is a plain copy. ``xavier_uniform_`` and
 ``kaiming_uniform_`` are ``uniform_(p, -bound, bound)``, ``xavier_normal_`` and
 ``kaiming_normal_`` are ``normal_(p, 0, std)``. A float64 parameter gets
-``rng.uniform(a, b, shape)`` / ``rng.normal(mean, std, shape)``. ``reset_`` (the schemes)
+``rng.uniform(a, b, shape)`` / ``rng.normal(mean, std, shape)`` (a 2-D one drawn as
+``(out, in)`` and transposed, the same order). ``reset_`` (the schemes)
 and an ``Initializer`` draw float64 and round.
 
 Examples:
@@ -183,6 +186,17 @@ def _precision(dtype) -> type:
     raise ValueError(f"init draws float parameters (float16/bfloat16/float32/float64), got {dtype!r}")
 
 
+def _filled(shape: tuple) -> tuple:
+    """The order values are drawn in: a 2-D parameter ``(in, out)`` is filled as
+    ``(out, in)``, PyTorch's storage order of a Linear weight (row by row of the transpose)."""
+    return shape[::-1] if len(shape) == 2 else shape
+
+
+def _in_order(drawn: np.ndarray, shape: tuple) -> np.ndarray:
+    """The drawn array in the canonical layout (a transposed view for a 2-D parameter)."""
+    return drawn.T if len(shape) == 2 else drawn
+
+
 def _draw_uniform(rng: np.random.Generator, shape: tuple, a: float, b: float,
                   dtype=np.float32) -> np.ndarray:
     """``U(a, b)`` drawn in ``dtype``'s precision (the module docstring gives the exact rule).
@@ -192,8 +206,8 @@ def _draw_uniform(rng: np.random.Generator, shape: tuple, a: float, b: float,
     NumPy's float64 ``rng.uniform``, so nothing is lost when a parameter is double precision.
     """
     if _precision(dtype) is np.float64:
-        return rng.uniform(a, b, shape)
-    return _uniform32(rng, math.prod(shape), b - a, a).reshape(shape)
+        return _in_order(rng.uniform(a, b, _filled(shape)), shape)
+    return _in_order(_uniform32(rng, math.prod(shape), b - a, a).reshape(_filled(shape)), shape)
 
 
 def _draw_normal(rng: np.random.Generator, shape: tuple, mean: float, std: float,
@@ -206,8 +220,8 @@ def _draw_normal(rng: np.random.Generator, shape: tuple, mean: float, std: float
     keep ``rng.normal``.
     """
     if _precision(dtype) is np.float64:
-        return rng.normal(mean, std, shape)
-    return _normal32(rng, math.prod(shape), mean, std).reshape(shape)
+        return _in_order(rng.normal(mean, std, _filled(shape)), shape)
+    return _in_order(_normal32(rng, math.prod(shape), mean, std).reshape(_filled(shape)), shape)
 
 
 def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False):
@@ -222,7 +236,7 @@ def uniform_(p, a: float = 0.0, b: float = 1.0, *, native: bool = False):
         >>> from d2lparams import init
         >>> p = d2p.nn.Linear(3, 2, backend="torch").weight
         >>> d2p.seed(0); _ = init.uniform_(p, -0.5, 0.5)
-        >>> u = np.random.default_rng(0).random((3, 2), dtype=np.float32)
+        >>> u = np.random.default_rng(0).random((2, 3), dtype=np.float32).T  # filled as (out, in)
         >>> bool((p.numpy() == u * np.float32(1.0) + np.float32(-0.5)).all())
         True
     """
@@ -253,7 +267,7 @@ def normal_(p, mean: float = 0.0, std: float = 1.0, *, native: bool = False):
         >>> r = np.sqrt(np.log(np.float32(1) - u[:3]) * np.float32(-2)) * np.float32(0.01)
         >>> theta = np.float32(2 * np.pi) * u[3:]
         >>> w = np.concatenate([r * np.cos(theta), r * np.sin(theta)]) + np.float32(1.0)
-        >>> bool((p.numpy() == w.reshape(3, 2)).all())
+        >>> bool((p.numpy() == w.reshape(2, 3).T).all())
         True
     """
     p = _param(p, "normal_")

@@ -351,12 +351,13 @@ def test_init_draws_float64_parameters_in_float64_the_same_on_every_backend(back
     w = net[0].weight
     d2p.seed(0)
     d2p.init.normal_(w, mean=0.5, std=0.01)
-    # the rule for float64 parameters: NumPy's own float64 draw, in the canonical layout
-    expected = np.random.default_rng(0).normal(0.5, 0.01, size=(4, 8))
+    # the rule for float64 parameters: NumPy's own float64 draw, a 2-D (in, out) parameter
+    # filled as (out, in) (PyTorch's storage order of a Linear weight)
+    expected = np.random.default_rng(0).normal(0.5, 0.01, size=(8, 4)).T
     np.testing.assert_array_equal(w.numpy(), expected)
     assert w.numpy().dtype == np.float64
     d2p.seed(1)
     d2p.init.uniform_(w, -2, 3)
-    np.testing.assert_array_equal(w.numpy(), np.random.default_rng(1).uniform(-2, 3, (4, 8)))
+    np.testing.assert_array_equal(w.numpy(), np.random.default_rng(1).uniform(-2, 3, (8, 4)).T)
     d2p.init.constant_(net[0].bias, 0.1)
     assert net[0].bias.numpy()[0] == 0.1  # the float64 nearest to 0.1, not float32's

@@ -15,9 +15,14 @@ from conftest import ALL, cross_backends, run_python
 
 # The portable initializers draw float32 parameters in float32 (the rule in d2lparams.init's
 # docstring); the references below apply that rule with NumPy alone.
+def filled(values, shape):
+    """The rule's order: a 2-D parameter (in, out) is filled as (out, in), row by row."""
+    return values.reshape(shape[::-1]).T if len(shape) == 2 else values.reshape(shape)
+
+
 def float32_uniform(rng, shape, a, b):
     n = math.prod(shape)
-    return (rng.random(n, dtype=np.float32) * np.float32(b - a) + np.float32(a)).reshape(shape)
+    return filled(rng.random(n, dtype=np.float32) * np.float32(b - a) + np.float32(a), shape)
 
 
 def float32_normal(rng, shape, mean, std):
@@ -28,7 +33,7 @@ def float32_normal(rng, shape, mean, std):
     r = np.sqrt(np.log(np.float32(1) - u[:k]) * np.float32(-2)) * np.float32(std)
     theta = np.float32(2 * np.pi) * u[k:]
     z = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n]
-    return (z + np.float32(mean) if mean != 0 else z).reshape(shape)
+    return filled(z + np.float32(mean) if mean != 0 else z, shape)
 
 
 def test_init_normal_via_apply(backend):
@@ -233,7 +238,7 @@ def test_draw_helpers_draw_in_the_target_precision():
     for draw, numpy_draw, rule in ((init._draw_uniform, "uniform", float32_uniform),
                                    (init._draw_normal, "normal", float32_normal)):
         got = draw(np.random.default_rng(2), (3, 4), -1.0, 2.0, "float64")
-        expected = getattr(np.random.default_rng(2), numpy_draw)(-1.0, 2.0, (3, 4))
+        expected = getattr(np.random.default_rng(2), numpy_draw)(-1.0, 2.0, (4, 3)).T
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, expected)
         for dtype in ("float32", np.float32, "float16", "bfloat16"):
