@@ -93,7 +93,7 @@ def list_backends() -> list[str]:
     Examples:
         >>> import d2lparams as d2p
         >>> d2p.list_backends()
-        ['mxnet', 'paddle', 'tensorflow', 'torch']
+        ['jax', 'mxnet', 'paddle', 'tensorflow', 'torch']
     """
     return sorted(_adapter_classes())
 
