@@ -168,7 +168,9 @@ def histogram_svg(backend: str, data: dict) -> str:
     low, high = data.get("low", -data["bound"]), data.get("high", data["bound"])
     total = data.get("count", sum(counts))
     width = edges[1] - edges[0]
-    expected = total * width / (high - low)  # a uniform density: the same count in every bin
+    # the formula's count per bin: given (a truncated normal), else a uniform density's
+    per_bin = data.get("expected")
+    expected = max(per_bin) if per_bin else total * width / (high - low)
     top = max(max(counts), expected) * 1.1 or 1
     formula = data["scheme"].split(": ", 1)[-1].split(",")[0].removeprefix("weight ")
     plot = _Plot(f"{backend}", (edges[0], edges[-1]), (0, top), "weight value", "weights per bin")
@@ -179,10 +181,17 @@ def histogram_svg(backend: str, data: dict) -> str:
         plot.add(f'<rect x="{x0 + 0.5:.1f}" y="{plot.y(c):.1f}" width="{max(0.5, x1 - x0 - 1):.1f}" '
                  f'height="{base - plot.y(c):.1f}" fill="#90a4ae"><title>[{a:.4g}, {b:.4g}): '
                  f'{c}</title></rect>')
-    y = plot.y(expected)
-    plot.add(f'<polyline fill="none" stroke="#d32f2f" stroke-width="2" points="{plot.x(edges[0]):.1f},'
-             f'{base:.1f} {plot.x(low):.1f},{base:.1f} {plot.x(low):.1f},{y:.1f} {plot.x(high):.1f},'
-             f'{y:.1f} {plot.x(high):.1f},{base:.1f} {plot.x(edges[-1]):.1f},{base:.1f}"/>')
+    if per_bin:
+        steps = [f"{plot.x(edges[0]):.1f},{base:.1f}"]
+        for e, a, b in zip(per_bin, edges[:-1], edges[1:]):
+            steps += [f"{plot.x(a):.1f},{plot.y(e):.1f}", f"{plot.x(b):.1f},{plot.y(e):.1f}"]
+        steps.append(f"{plot.x(edges[-1]):.1f},{base:.1f}")
+        plot.add(f'<polyline fill="none" stroke="#d32f2f" stroke-width="2" points="{" ".join(steps)}"/>')
+    else:
+        y = plot.y(expected)
+        plot.add(f'<polyline fill="none" stroke="#d32f2f" stroke-width="2" points="{plot.x(edges[0]):.1f},'
+                 f'{base:.1f} {plot.x(low):.1f},{base:.1f} {plot.x(low):.1f},{y:.1f} {plot.x(high):.1f},'
+                 f'{y:.1f} {plot.x(high):.1f},{base:.1f} {plot.x(edges[-1]):.1f},{base:.1f}"/>')
     plot.add(f'<text x="{plot.w - plot.right}" y="{plot.top - 4}" font-size="10" text-anchor="end" '
              f'fill="#d32f2f">formula {html.escape(formula)}</text>')
     return plot.svg()

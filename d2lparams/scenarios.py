@@ -25,6 +25,7 @@ from .data import minibatches, synthetic_images
 from .interop import save_trace, trace
 from .introspect import tied_parameters
 from .io import load, save
+from .schemes import VarianceScaling
 
 TOLERANCE = 1e-5
 
@@ -323,21 +324,36 @@ def native_defaults():
     scheme = init.default_scheme(lin.backend)
     rng = np.random.default_rng(0)
     ref = scheme.weight((300, 300), 300, 300, rng).ravel()
-    support = _Support()
-    try:
-        scheme.weight((1, 1), 300, 300, support)
-        low, high = support.low, support.high
-    except AttributeError:  # not a uniform scheme: the draws' own range
-        low, high = float(ref.min()), float(ref.max())
+    bounds = scheme.weight.support(300, 300)  # a truncated normal's too (JAX's default)
+    if bounds is None:
+        support = _Support()
+        try:
+            scheme.weight((1, 1), 300, 300, support)
+            bounds = (support.low, support.high)
+        except AttributeError:  # unbounded (a normal): the draws' own range
+            bounds = (float(ref.min()), float(ref.max()))
+    low, high = bounds
     inner, outer = 30, 3  # 30 bins over the support, 3 empty ones each side show nothing is outside
     width = (high - low) / inner
     edges = low + width * np.arange(-outer, inner + outer + 1)
     counts, _ = np.histogram(w, bins=edges)
-    return abs(w.std() - ref.std()) / ref.std(), {
+    data = {
         "scheme": str(scheme), "histogram": counts.tolist(), "edges": edges.tolist(),
         "low": low, "high": high, "bound": high, "std": float(w.std()),
         "expected_std": (high - low) / math.sqrt(12), "count": int(w.size),
     }
+    weight = scheme.weight
+    if isinstance(weight, VarianceScaling) and weight.distribution == "truncated_normal":
+        # the formula's count per bin (a uniform one is the same in every bin)
+        std = high / 2.0  # the normal's std before the cut at ±2 of them
+
+        def cdf(x):
+            return 0.5 * (1.0 + math.erf(min(max(x, low), high) / (std * math.sqrt(2.0))))
+
+        mass = cdf(high) - cdf(low)
+        data["expected"] = [w.size * (cdf(b) - cdf(a)) / mass for a, b in zip(edges, edges[1:])]
+        data["expected_std"] = math.sqrt(weight._variance(300, 300))
+    return abs(w.std() - ref.std()) / ref.std(), data
 
 
 #: what the deviation of each scenario measures (the table's legend)

@@ -32,6 +32,11 @@ class Distribution:
     def describe(self) -> str:
         return type(self).__name__
 
+    def support(self, fan_in: int, fan_out: int) -> tuple | None:
+        """``(low, high)``: the interval every draw lies in, or ``None`` where it is not
+        bounded (a normal distribution)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Uniform(Distribution):
@@ -44,6 +49,9 @@ class Uniform(Distribution):
 
     def describe(self) -> str:
         return f"U(±{self.bound:g})"
+
+    def support(self, fan_in, fan_out):
+        return (-float(self.bound), float(self.bound))
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class Constant(Distribution):
 
     def describe(self) -> str:
         return "zeros" if self.value == 0 else f"constant {self.value:g}"
+
+    def support(self, fan_in, fan_out):
+        return (float(self.value), float(self.value))
 
 
 _FAN_TEXT = {"fan_in": "fan_in", "fan_out": "fan_out", "fan_avg": "(fan_in+fan_out)/2"}
@@ -102,6 +113,16 @@ class VarianceScaling(Distribution):
             out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
             bad = np.abs(out) > 2
         return out * std
+
+    def support(self, fan_in, fan_out):
+        variance = self._variance(fan_in, fan_out)
+        if self.distribution == "uniform":
+            bound = math.sqrt(3.0 * variance)
+        elif self.distribution == "truncated_normal":
+            bound = 2.0 * math.sqrt(variance) / 0.87962566103423978
+        else:
+            return None
+        return (-bound, bound)
 
     def describe(self) -> str:
         if self.label:

@@ -29,6 +29,11 @@ CARRIER = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
 
 
 def supported(backend):
+    if backend == "jax":
+        import jax
+
+        if jax.config.read("jax_enable_x64"):  # JAX's switch, on in this process
+            return ("float32", "float64", "float16", "bfloat16")
     return FLOAT_DTYPES.get(backend, ALL)
 
 
@@ -339,10 +344,11 @@ def test_jax_float64_with_its_switch_on(backend):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backends", "jax",
          "--d2p-workers", "1", f"{__file__}::test_float64_model_matches_numpy_in_float64",
-         f"{__file__}::test_to_keeps_identity_ties_and_values"],
+         f"{__file__}::test_to_keeps_identity_ties_and_values",
+         f"{__file__}::test_numpy_input_follows_the_model_dtype_and_a_wrong_tensor_dtype_is_explained"],
         env=env, capture_output=True, text=True, timeout=600,
     )
-    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-3000:]
+    assert result.returncode == 0 and "3 passed" in result.stdout, result.stdout[-3000:]
 
 
 def test_init_draws_float64_parameters_in_float64_the_same_on_every_backend(backend):

@@ -604,6 +604,11 @@ def native_float64(backend, array):
     if backend == "mxnet":
         import mxnet as mx
         return mx.nd.array(array, dtype="float64")
+    if backend == "jax":
+        import jax.numpy as jnp
+        from jax.experimental import enable_x64
+        with enable_x64(True):  # a float64 array exists in JAX's 64-bit scope
+            return jnp.asarray(array, dtype=jnp.float64)
     import paddle
     return paddle.to_tensor(array, dtype="float64")
 

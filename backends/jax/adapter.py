@@ -205,6 +205,8 @@ class JaxAdapter(JaxBackend):
         # converted array
         self.zero_grad(param, True)
         param.value = self.convert(param.value, dtype, device)
+        if dtype is not None and dtype != "float32":
+            L.WIDE[0] = True
 
     # -- parameters and buffers ----------------------------------------------------------------
     def create_parameter(self, array, requires_grad=True, buffer=False):
@@ -500,8 +502,16 @@ class JaxAdapter(JaxBackend):
                 "buffers": buffers}
 
     def call(self, native, args, training):
-        if any(type(a) is L.Leaf for a in args):
-            args = tuple(L.value_of(a) for a in args)
+        check = L.WIDE[0]
+        for a in args:
+            if type(a) is L.Leaf:
+                args = tuple(L.value_of(b) for b in args)
+                check = True
+                break
+            if getattr(a, "dtype", L.F32) is not L.F32:
+                check = True
+        if check:
+            _check_dtypes(native, args)
         return native(*args)
 
     def set_training(self, native, mode: bool) -> None:
@@ -638,6 +648,23 @@ class JaxAdapter(JaxBackend):
         finally:
             for v, raw in saved:
                 object.__setattr__(v, "raw_value", raw)
+
+
+def _check_dtypes(native, args) -> None:
+    """Refuse a floating input whose dtype is not the model's: JAX would promote it (or, in
+    its 32-bit mode, silently truncate float64) where PyTorch raises. d2lparams' module call
+    turns the error into one that names both dtypes and the fix."""
+    expected = None
+    for _, node in nnx.graph.iter_graph(native):
+        if isinstance(node, nnx.Param) and node.raw_value is not None:
+            expected = node.raw_value.dtype
+            break
+    if expected is None:
+        return
+    for a in args:
+        dtype = getattr(a, "dtype", None)
+        if dtype is not None and dtype != expected and jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"the model computes in {expected} and the input is {dtype}")
 
 
 def _pair(value) -> tuple:

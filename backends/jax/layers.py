@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -24,9 +25,17 @@ CREATED = [0]
 RNGS = nnx.Rngs(params=0, dropout=1)
 
 
+#: ``[True]`` once a parameter that is not float32 exists (the adapter's ``call`` then
+#: compares an input's dtype with the model's: JAX would promote or truncate silently)
+WIDE = [False]
+F32 = np.dtype("float32")
+
+
 def know(var):
     """Note an ``nnx.Variable`` (and return it)."""
     KNOWN.add(var)
+    if not WIDE[0] and isinstance(var, nnx.Param):
+        WIDE[0] = getattr(var.raw_value, "dtype", F32) != F32
     return var
 
 
