@@ -89,7 +89,8 @@ def _float32_normal(rng, shape: tuple, std: float) -> np.ndarray:
     r = np.sqrt(np.log(np.float32(1) - u[:k]) * np.float32(-2)) * np.float32(std)
     theta = np.float32(2 * np.pi) * u[k:]
     z = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n]
-    return z.reshape(shape)
+    # a 2-D (in, out) parameter is filled as (out, in), PyTorch's order of a Linear weight
+    return z.reshape(shape[::-1]).T if len(shape) == 2 else z.reshape(shape)
 
 
 def init_schemes():
@@ -111,7 +112,7 @@ def init_schemes():
     init.xavier_uniform_(net[0].weight)
     init.constant_(net[2].weight, 42)
     bound = math.sqrt(6 / 12)
-    u = np.random.default_rng(1).random((4, 8), dtype=np.float32)
+    u = np.random.default_rng(1).random((8, 4), dtype=np.float32).T  # filled as (out, in)
     dev = max(dev, _dev(net[0].weight.numpy(), u * np.float32(2 * bound) + np.float32(-bound)),
               _dev(net[2].weight.numpy(), np.full((8, 1), 42.0)))
     return dev, {}
