@@ -843,6 +843,17 @@ NOTES = """## Reading the numbers
   neutral loss ~138 µs, its checks of the labels included: ~2 % of the ~2 ms step.
 - The native baselines are what a user of each framework writes (`benchmarks/run.py`).
   mxnet computes asynchronously: every timed round waits for its queue on both sides.
+- **JAX** is measured eagerly on both sides: d2lparams runs JAX op by op as PyTorch runs,
+  and the baseline is NNX's own eager code (`nnx.value_and_grad` with
+  `nnx.Optimizer(optax.sgd)`, `optax`'s integer-label cross-entropy, `nnx.state`/`nnx.update`
+  for the state rows, `jax.random` draws written into each `nnx.Param` for the init rows).
+  JAX dispatches asynchronously: every timed call waits for its result
+  (`jax.block_until_ready`). Eager JAX is slow for small steps (~35 ms for the MLP step,
+  where PyTorch takes ~8 ms); *SGD training step vs native nnx.jit* is d2lparams' eager step
+  against the same NNX step compiled with `nnx.jit`: 15-30× faster. That is compilation, not
+  d2lparams' overhead, and d2lparams does not compile: where speed matters, train
+  `net.native` (its parameters are the model's) with an `nnx.jit` step. `set_backend`
+  imports flax too (the framework-alone column is `import jax`).
 """
 
 
@@ -907,6 +918,11 @@ LENET_NOTES = """- d2lparams' `chapter.lenet()` (NCHW input on every backend) ag
   batch-1 forward 100× slower, on both sides alike. Even so, successive runs of one
   measurement differ by up to ±15% here (other jobs share the cores): a ratio that misses
   its target by less than that is not a measured overhead; rerun it on a quiet machine.
+- JAX: the NNX LeNet takes NHWC images and calls `nnx.Conv`/`nnx.avg_pool`; d2lparams'
+  conv and pooling layers give NCHW dimension numbers to the same XLA convolution
+  (`lax.conv_general_dilated`), with no transposes of their own. XLA runs with one thread
+  (`XLA_FLAGS`) on both sides. The batch-256 forward's 1.07× is within this machine's noise
+  (a lone NCHW against NHWC convolution measured 0.85-1.2× in successive runs).
 - Batch 1 has no target: d2lparams' LeNet has twelve layers where Gluon's and Keras' fused
   activations make eight, and a Keras layer call costs about half a millisecond eagerly.
 - MXNet's training step is a measured overhead, not noise (a profile of ten steps): per step
