@@ -349,3 +349,23 @@ def test_jax_float64_with_its_switch_on(backend):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0 and "3 passed" in result.stdout, result.stdout[-3000:]
+
+
+def test_jax_mixed_precision_nnx_model_takes_the_input_its_dtype_names(backend):
+    """NNX's own computation dtype (``dtype=float32`` over bfloat16 parameters) casts the
+    input itself, so a wrapped model takes float32; a model without one refuses it."""
+    if backend != "jax":
+        pytest.skip("NNX's dtype= argument")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    mixed = d2p.wrap(nnx.Sequential(nnx.Linear(4, 3, dtype=jnp.float32,
+                                               param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))))
+    X = np.arange(8, dtype=np.float32).reshape(2, 4) / 8
+    w = np.asarray(mixed[0].weight.numpy(), np.float32)
+    out = d2p.to_numpy(mixed(d2p.tensor(X)))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, X @ w + mixed[0].bias.numpy(), rtol=1e-2, atol=1e-2)
+    plain = mlp().bfloat16()
+    with pytest.raises(TypeError, match="computes in bfloat16 and was called with a float32"):
+        plain(d2p.ones(2, 4))

@@ -43,7 +43,8 @@ Quirks absorbed by the adapter:
       changes are kept.
     * dtypes of inputs: JAX promotes mixed float dtypes (and truncates float64 in its 32-bit
       mode); ``call`` refuses a float input whose dtype is not the model's, checked only
-      when the input is not float32 or some parameter is not float32.
+      when the input is not float32 or some parameter is not float32 (and not where a
+      wrapped NNX layer names its own computation ``dtype``: NNX casts the input then).
     * freezing: NNX has no per-parameter flag (its own tools filter by type); the adapter
       keeps one and leaves frozen parameters out of the traced values.
     * ``d2p.no_grad`` inside ``fn`` reads parameters through ``lax.stop_gradient``.

@@ -705,9 +705,10 @@ def _check_dtypes(native, args) -> None:
     turns the error into one that names both dtypes and the fix."""
     expected = None
     for _, node in nnx.graph.iter_graph(native):
-        if isinstance(node, nnx.Param) and node.raw_value is not None:
+        if isinstance(node, nnx.Module) and getattr(node, "dtype", None) is not None:
+            return  # NNX's own computation dtype (mixed precision): NNX casts the inputs
+        if expected is None and isinstance(node, nnx.Param) and node.raw_value is not None:
             expected = node.raw_value.dtype
-            break
     if expected is None:
         return
     for a in args:
