@@ -28,6 +28,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+JIT_ROW = "SGD training step vs native nnx.jit"
 TARGETS = {
     "call overhead (nn.Identity)": None,
     "forward, batch 1": 1.05,
@@ -39,6 +40,8 @@ TARGETS = {
     "SGD training step": 1.10,
     "cross-entropy training step": 1.10,
     "cross-entropy loss: neutral vs native": None,
+    # JAX only: d2lparams' eager step against the same native step compiled with nnx.jit
+    JIT_ROW: None,
 }
 LOSS_ROWS = ["cross-entropy training step", "cross-entropy loss: neutral vs native"]
 STATE_ROWS = ["state_dict (25M)", "load_state_dict (25M)"]
@@ -48,6 +51,7 @@ ONLY = {"losses": LOSS_ROWS, "state": STATE_ROWS, "init": INIT_ROWS}
 
 
 SYNC = [lambda: None]  # waits for queued work (mxnet computes asynchronously)
+FINISH: list = [None]  # wraps a timed function so that it waits for its own result (jax)
 
 
 def interleaved(ours, native, rounds: int, number: int) -> tuple[float, float]:
@@ -55,6 +59,8 @@ def interleaved(ours, native, rounds: int, number: int) -> tuple[float, float]:
     recommends: slower rounds measure the machine's other load, not the code); queued work
     is waited for."""
     sync = SYNC[0]
+    if FINISH[0] is not None:  # JAX dispatches asynchronously: each call waits for its result
+        ours, native = FINISH[0](ours), FINISH[0](native)
     ours(), native(), sync()  # warm up
     a, b = [], []
     for _ in range(rounds):
@@ -69,6 +75,8 @@ def interleaved(ours, native, rounds: int, number: int) -> tuple[float, float]:
 
 # -- what a user of each framework writes ---------------------------------------------------
 def native_export(backend, native):
+    if backend == "jax":
+        return jax_export(native)
     if backend == "torch":
         return {k: v.detach().cpu().numpy().copy() for k, v in native.state_dict().items()}
     if backend == "tensorflow":
@@ -79,6 +87,8 @@ def native_export(backend, native):
 
 
 def native_import(backend, native, exported):
+    if backend == "jax":
+        return jax_import(native, exported)
     if backend == "torch":
         import torch
 
@@ -95,6 +105,8 @@ def native_import(backend, native, exported):
 
 
 def native_normal(backend, net):
+    if backend == "jax":
+        return jax_init(net, "normal")
     ps = [p.native for p in net.parameters()]
     if backend == "torch":
         import torch
@@ -125,6 +137,8 @@ def native_normal(backend, net):
 
 
 def native_uniform(backend, net):
+    if backend == "jax":
+        return jax_init(net, "uniform")
     ps = [p.native for p in net.parameters()]
     if backend == "torch":
         import torch
@@ -172,6 +186,8 @@ def native_forward(backend, native, X):
 def native_train_step(backend, net, X, y, lr):
     """A plain SGD step written natively on net.native (same loss, same update)."""
     native = net.native
+    if backend == "jax":
+        return jax_train_step(native, X, y, lr, jax_mse)
     if backend == "torch":
         import torch
 
@@ -225,6 +241,8 @@ def native_train_step(backend, net, X, y, lr):
 def native_cross_entropy_step(backend, net, X, y, lr):
     """The same SGD step with the framework's own cross-entropy loss on its logits."""
     native = net.native
+    if backend == "jax":
+        return jax_train_step(native, X, y, lr, jax_cross_entropy)
     if backend == "torch":
         import torch
 
@@ -279,6 +297,8 @@ def native_cross_entropy_step(backend, net, X, y, lr):
 
 def native_cross_entropy(backend):
     """The framework's own cross-entropy loss as ``fn(logits, labels)`` (mean)."""
+    if backend == "jax":
+        return jax_cross_entropy
     if backend == "torch":
         import torch
 
@@ -296,6 +316,114 @@ def native_cross_entropy(backend):
     import paddle
 
     return paddle.nn.functional.cross_entropy
+
+
+# -- JAX / Flax NNX: what an NNX user writes ---------------------------------------------------
+def jax_setup():
+    """JAX dispatches work asynchronously: every timed call waits for its result (for a call
+    that returns nothing, such as ``load_state_dict``, for every array there is)."""
+    import jax
+
+    def finish(fn):
+        def call():
+            out = fn()
+            return jax.block_until_ready(jax.live_arrays() if out is None else out)
+        return call
+
+    FINISH[0] = finish
+
+
+def jax_export(native):
+    """``nnx.state`` of the parameters, as NumPy copies (a State, as NNX checkpoints hold)."""
+    import jax
+    from flax import nnx
+
+    return jax.tree.map(np.array, nnx.state(native, nnx.Param))
+
+
+def jax_import(native, exported):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    state = jax.tree.map(jnp.asarray, exported)
+    nnx.update(native, state)
+    return state
+
+
+def jax_init(net, kind):
+    """``jax.random`` draws written into each ``nnx.Param`` (JAX's arrays are immutable)."""
+    import jax
+
+    ps = [p.native for p in net.parameters()]
+    key = [jax.random.key(0)]
+
+    def run():
+        for p in ps:
+            key[0], sub = jax.random.split(key[0])
+            if kind == "normal":
+                p.value = 0.01 * jax.random.normal(sub, p.value.shape)
+            else:
+                p.value = jax.random.uniform(sub, p.value.shape, minval=-0.1, maxval=0.1)
+        return [p.value for p in ps]
+    return run
+
+
+def jax_mse(out, y):
+    return ((out - y) ** 2).mean()
+
+
+def jax_cross_entropy(logits, labels):
+    import optax
+
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def jax_train_step(native, X, y, lr, loss_fn, jit=False):
+    """``nnx.value_and_grad`` and ``nnx.Optimizer`` with ``optax.sgd``: eager, or the whole
+    step under ``nnx.jit`` (how NNX's tutorials train)."""
+    import optax
+    from flax import nnx
+
+    opt = nnx.Optimizer(native, optax.sgd(lr), wrt=nnx.Param)
+
+    def train(model, optimizer, X, y):
+        loss, grads = nnx.value_and_grad(lambda m: loss_fn(m(X), y))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    compiled = nnx.jit(train) if jit else train
+
+    def step():
+        return float(compiled(native, opt, X, y))
+    return step
+
+
+def jax_lenet(sd):
+    """d2l's LeNet in NNX as its users write it: NHWC images, ``nnx.Conv``, ``nnx.avg_pool``
+    (NHWC's Flatten orders the features (h, w, c): the first Linear's rows follow)."""
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    pool = partial(nnx.avg_pool, window_shape=(2, 2), strides=(2, 2))
+    model = nnx.Sequential(
+        nnx.Conv(1, 6, (5, 5), padding=2, rngs=rngs), nnx.sigmoid, pool,
+        nnx.Conv(6, 16, (5, 5), padding="VALID", rngs=rngs), nnx.sigmoid, pool,
+        lambda x: x.reshape(x.shape[0], -1),
+        nnx.Linear(400, 120, rngs=rngs), nnx.sigmoid, nnx.Linear(120, 84, rngs=rngs),
+        nnx.sigmoid, nnx.Linear(84, 10, rngs=rngs))
+    w7 = sd["7.weight"].reshape(16, 5, 5, 120).transpose(1, 2, 0, 3).reshape(400, 120)
+    values = {0: (sd["0.weight"].transpose(2, 3, 1, 0), sd["0.bias"]),
+              3: (sd["3.weight"].transpose(2, 3, 1, 0), sd["3.bias"]), 7: (w7, sd["7.bias"]),
+              9: (sd["9.weight"], sd["9.bias"]), 11: (sd["11.weight"], sd["11.bias"])}
+    for i, (kernel, bias) in values.items():
+        model.layers[i].kernel.value = jnp.asarray(kernel)
+        model.layers[i].bias.value = jnp.asarray(bias)
+    return model, lambda X: jax.device_put(X.transpose(0, 2, 3, 1))
 
 
 def bench_cross_entropy(backend: str, rounds: int, number: int) -> dict:
@@ -340,6 +468,8 @@ def native_lenet(backend, sd):
     Gluon fuse the activations; Keras takes NHWC images), holding the weights of the
     canonical state dict ``sd``. Returns ``(model, to_input)`` where ``to_input`` turns an
     NCHW NumPy batch into the model's own input tensor."""
+    if backend == "jax":
+        return jax_lenet(sd)
     if backend == "torch":
         import torch
         from torch import nn as tnn
@@ -440,6 +570,8 @@ def bench_lenet(backend: str, quick: bool) -> dict:
         import mxnet as mx
 
         SYNC[0] = mx.nd.waitall
+    elif backend == "jax":
+        jax_setup()
     rounds, repeats = (3, 1) if quick else (7, 3)
     d2p.seed(0)
     net = init.reset_(chapter.lenet(), "torch").eval()
@@ -551,6 +683,8 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
         import mxnet as mx
 
         SYNC[0] = mx.nd.waitall
+    if backend == "jax":
+        jax_setup()
     rounds = 5 if quick else 31
     out = {"version": ad.version()}
     # the loss rows: shorter, more numerous rounds (their best is less hostage to the load
@@ -591,6 +725,9 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
 
     out["SGD training step"] = interleaved(ours_step, native_train_step(backend, net, X, y, 0.01),
                                            rounds, 10)
+    if backend == "jax":
+        out[JIT_ROW] = interleaved(ours_step, jax_train_step(net.native, X, y, 0.01, jax_mse,
+                                                             jit=True), rounds, 10)
     out.update(bench_cross_entropy(backend, loss_rounds, 3))
     return out
 
@@ -607,7 +744,7 @@ def import_times(backend: str, repeats: int = 3) -> dict:
         "framework alone": ("import numpy; numpy.bool = bool; " if module == "mxnet" else "")
         + f"import {module}",
     }
-    frameworks = {"torch", "tensorflow", "mxnet", "paddle", "keras"}
+    frameworks = {"torch", "tensorflow", "mxnet", "paddle", "keras", "jax", "flax"}
     res = {}
     for name, code in codes.items():
         code = code.replace("{m}", repr(frameworks))
@@ -674,6 +811,9 @@ def main() -> int:
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
             if only_lenet:
                 env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+                if name == "jax":  # XLA's CPU thread pool, one thread as the others
+                    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen"
+                                        "=false intra_op_parallelism_threads=1").strip()
             proc = subprocess.run(
                 [sys.executable, "-P", __file__, "--worker", name]
                 + (["--quick"] if args.quick else []) + (["--lenet"] if only_lenet else []),
@@ -757,6 +897,17 @@ NOTES = """## Reading the numbers
   neutral loss ~138 µs, its checks of the labels included: ~2 % of the ~2 ms step.
 - The native baselines are what a user of each framework writes (`benchmarks/run.py`).
   mxnet computes asynchronously: every timed round waits for its queue on both sides.
+- **JAX** is measured eagerly on both sides: d2lparams runs JAX op by op as PyTorch runs,
+  and the baseline is NNX's own eager code (`nnx.value_and_grad` with
+  `nnx.Optimizer(optax.sgd)`, `optax`'s integer-label cross-entropy, `nnx.state`/`nnx.update`
+  for the state rows, `jax.random` draws written into each `nnx.Param` for the init rows).
+  JAX dispatches asynchronously: every timed call waits for its result
+  (`jax.block_until_ready`). Eager JAX is slow for small steps (~35 ms for the MLP step,
+  where PyTorch takes ~8 ms); *SGD training step vs native nnx.jit* is d2lparams' eager step
+  against the same NNX step compiled with `nnx.jit`: 15-30× faster. That is compilation, not
+  d2lparams' overhead, and d2lparams does not compile: where speed matters, train
+  `net.native` (its parameters are the model's) with an `nnx.jit` step. `set_backend`
+  imports flax too (the framework-alone column is `import jax`).
 """
 
 
@@ -821,6 +972,11 @@ LENET_NOTES = """- d2lparams' `chapter.lenet()` (NCHW input on every backend) ag
   batch-1 forward 100× slower, on both sides alike. Even so, successive runs of one
   measurement differ by up to ±15% here (other jobs share the cores): a ratio that misses
   its target by less than that is not a measured overhead; rerun it on a quiet machine.
+- JAX: the NNX LeNet takes NHWC images and calls `nnx.Conv`/`nnx.avg_pool`; d2lparams'
+  conv and pooling layers give NCHW dimension numbers to the same XLA convolution
+  (`lax.conv_general_dilated`), with no transposes of their own. XLA runs with one thread
+  (`XLA_FLAGS`) on both sides. The batch-256 forward's 1.07× is within this machine's noise
+  (a lone NCHW against NHWC convolution measured 0.85-1.2× in successive runs).
 - Batch 1 has no target: d2lparams' LeNet has twelve layers where Gluon's and Keras' fused
   activations make eight, and a Keras layer call costs about half a millisecond eagerly.
 - MXNet's training step is a measured overhead, not noise (a profile of ten steps): per step

@@ -367,3 +367,23 @@ def test_init_draws_float64_parameters_in_float64_the_same_on_every_backend(back
     np.testing.assert_array_equal(w.numpy(), np.random.default_rng(1).uniform(-2, 3, (8, 4)).T)
     d2p.init.constant_(net[0].bias, 0.1)
     assert net[0].bias.numpy()[0] == 0.1  # the float64 nearest to 0.1, not float32's
+
+
+def test_jax_mixed_precision_nnx_model_takes_the_input_its_dtype_names(backend):
+    """NNX's own computation dtype (``dtype=float32`` over bfloat16 parameters) casts the
+    input itself, so a wrapped model takes float32; a model without one refuses it."""
+    if backend != "jax":
+        pytest.skip("NNX's dtype= argument")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    mixed = d2p.wrap(nnx.Sequential(nnx.Linear(4, 3, dtype=jnp.float32,
+                                               param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))))
+    X = np.arange(8, dtype=np.float32).reshape(2, 4) / 8
+    w = np.asarray(mixed[0].weight.numpy(), np.float32)
+    out = d2p.to_numpy(mixed(d2p.tensor(X)))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, X @ w + mixed[0].bias.numpy(), rtol=1e-2, atol=1e-2)
+    plain = mlp().bfloat16()
+    with pytest.raises(TypeError, match="computes in bfloat16 and was called with a float32"):
+        plain(d2p.ones(2, 4))

@@ -130,6 +130,40 @@ def test_batchnorm_train_eval_and_running_stats(backend):
     assert [n for n, _ in net.named_parameters()].count("1.running_mean") == 0
 
 
+def test_a_model_trained_after_another_gets_its_gradients_and_statistics_once(backend):
+    """Gradients go to the parameters the loss depends on, however many other models live in
+    the process and whichever was trained before (JAX, which has no tape, stops tracing the
+    parameters of a model that a few calls did not use, and must notice it in use again)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 4)).astype(np.float32)
+    T = rng.standard_normal((6, 2)).astype(np.float32)
+    first = nn.mlp(4, 8, 2)
+    second = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2))
+    calls = []
+    for _ in range(2):
+        d2p.backward(lambda: ops.sum(first(X)))
+    grads = {n: p.grad.copy() for n, p in first.named_parameters()}
+    assert all(p.grad is None for p in second.parameters())
+
+    def loss():
+        calls.append(1)
+        return ops.sum(second(X) * d2p.tensor(T))
+
+    d2p.backward(loss)
+    d2p.backward(lambda: ops.sum(first(X)))  # the first model again, once
+    normalized = (X - X.mean(0)) / np.sqrt(X.var(0) + 1e-5)
+    np.testing.assert_allclose(second[1].weight.grad, normalized.T @ T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(second[1].bias.grad, T.sum(0), rtol=1e-5, atol=1e-5)
+    # the running statistics moved once, whatever it took to differentiate
+    np.testing.assert_allclose(d2p.to_numpy(second[0].running_mean), 0.1 * X.mean(0),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d2p.to_numpy(second[0].running_var),
+                               0.9 + 0.1 * X.var(0, ddof=1), rtol=1e-5)
+    for n, p in first.named_parameters():
+        np.testing.assert_allclose(p.grad, grads[n] * 1.5, rtol=1e-5, atol=1e-6, err_msg=n)
+    assert len(calls) in (1, 2)  # JAX runs it twice the first time it finds the model idle
+
+
 def test_dropout_modes(backend):
     drop = nn.Dropout(0.3)
     X = np.ones((200, 50), np.float32)

@@ -36,7 +36,15 @@ Quirks absorbed by the adapter:
       writes made there (BatchNorm statistics, the dropout stream's counter) come out of the
       transformation as its auxiliary output and are stored afterwards. A lazy layer built
       during ``fn`` makes the adapter differentiate again, so its new parameters get their
-      gradient in that very call.
+      gradient in that very call. A parameter that has never had a gradient and got none
+      when traced (another model's) is *idle*: later calls do not trace it (``jax.vjp``
+      would make zeros of its size) but watch it with an ``on_get_value`` hook lent for the
+      call; if ``fn`` reads it, ``fn`` runs again with it traced, and only that run's state
+      changes are kept.
+    * dtypes of inputs: JAX promotes mixed float dtypes (and truncates float64 in its 32-bit
+      mode); ``call`` refuses a float input whose dtype is not the model's, checked only
+      when the input is not float32 or some parameter is not float32 (and not where a
+      wrapped NNX layer names its own computation ``dtype``: NNX casts the input then).
     * freezing: NNX has no per-parameter flag (its own tools filter by type); the adapter
       keeps one and leaves frozen parameters out of the traced values.
     * ``d2p.no_grad`` inside ``fn`` reads parameters through ``lax.stop_gradient``.

@@ -32,6 +32,22 @@ _FROZEN = "_d2p_frozen"  # entry of a Param's __dict__: requires_grad is False
 _ACTIVE: contextvars.ContextVar = contextvars.ContextVar("d2p_jax_active", default=None)
 #: while the backward pass runs: the indices of the traced values that got a gradient
 _USED: list = []
+#: Variables that have had a gradient in d2p.backward; idle ones never had one and got none
+#: when last traced: they are watched, not traced (see JaxAdapter._differentiate)
+_TRAINED: weakref.WeakSet = weakref.WeakSet()
+_IDLE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _watch(read: set, metadata: dict):
+    """An ``on_get_value`` hook noting that a watched Variable was read (and calling the
+    Variable's own hook, if it has one)."""
+    own = metadata.get("on_get_value")
+
+    def hook(var, value):
+        read.add(var)
+        return value if own is None else own(var, value)
+
+    return hook
 
 _ACTIVATIONS = {"relu": L.ReLU, "sigmoid": L.Sigmoid, "tanh": L.Tanh, "identity": L.Identity,
                 "flatten": L.Flatten}
@@ -552,32 +568,50 @@ class JaxAdapter(JaxBackend):
         return self._differentiate(fn, list(sources), gradient, "d2p.grad")[2]
 
     def _differentiate(self, fn, sources, gradient, what) -> tuple:
-        """Run ``fn`` under ``jax.vjp`` with the values of ``sources`` (default: every known
-        parameter and tensor that requires a gradient) traced; returns ``(output,
-        variables, gradients)``, a gradient ``None`` where none arrived. A lazy layer built
-        while ``fn`` runs makes it differentiate again with the new parameters."""
-        for _ in range(3):
-            created = L.CREATED[0]
-            variables = sources if sources is not None else [
-                v for v in list(L.KNOWN) if self._wants_grad(v)]
-            result = self._vjp(fn, variables, gradient, what)
-            if L.CREATED[0] == created or sources is not None:
+        """Run ``fn`` under ``jax.vjp`` with the values of ``sources`` (default: the known
+        parameters and tensors that require a gradient) traced; returns ``(output,
+        variables, gradients)``, a gradient ``None`` where none arrived.
+
+        A parameter that has never had a gradient and got none in a call is *idle* (another
+        model's, say): it is not traced in later calls (a traced value costs its size in
+        zeros when no gradient reaches it), only watched; if ``fn`` reads it, ``fn`` runs
+        again with it traced. So does a lazy layer built while ``fn`` runs, so that its new
+        parameters get their gradient in that very call. A run that is repeated leaves no
+        state change behind (its BatchNorm statistics and dropout draws are dropped)."""
+        for attempt in range(4):
+            watched: list = []
+            last = attempt == 3  # (fn builds a new lazy layer every time): trace all, keep it
+            if sources is not None:
+                variables = sources
+            else:
+                variables = []
+                for v in list(L.KNOWN):
+                    if self._wants_grad(v):
+                        (watched if v in _IDLE and not last else variables).append(v)
+            result = self._vjp(fn, variables, watched, gradient, what,
+                               sources is None and not last)
+            if result is not None:
                 return result
-        return result
+        raise AssertionError("unreachable: the last attempt keeps its result")
 
     def _wants_grad(self, var) -> bool:
         if isinstance(var, nnx.Param):
             return not vars(var).get(_FROZEN, False)
         return isinstance(var, L.Leaf)
 
-    def _vjp(self, fn, variables, gradient, what) -> tuple:
+    def _vjp(self, fn, variables, watched, gradient, what, retry) -> tuple | None:
+        """One differentiation of ``fn``; ``None`` (nothing stored) when ``retry`` is set and
+        ``fn`` built a lazy layer or read a ``watched`` (idle) parameter."""
         known = list(L.KNOWN)
         outer = tracers.TraceState()
         writes: list = []  # (Variable, value) written while fn ran
+        read: set = set()  # the watched Variables that fn read
+        created = L.CREATED[0]
 
         def traced(*values):
             inner = tracers.TraceState()
             saved = [(v, v.raw_value, v._trace_state) for v in known]
+            metadata = [(v, v._var_metadata) for v in watched]
             marked = _mark(values) if values else ()
             mine = {id(v): t for v, t in zip(variables, marked)}
             token = L.OUTER.set(outer)
@@ -587,6 +621,9 @@ class JaxAdapter(JaxBackend):
                     object.__setattr__(v, "_trace_state", inner)
                 for v, t in zip(variables, marked):
                     object.__setattr__(v, "raw_value", t)
+                for v, meta in metadata:
+                    object.__setattr__(v, "_var_metadata",
+                                       dict(meta, on_get_value=_watch(read, meta)))
                 out = fn()
                 for v, raw, _ in saved:
                     now = v.raw_value
@@ -595,6 +632,8 @@ class JaxAdapter(JaxBackend):
             finally:
                 _ACTIVE.reset(active)
                 L.OUTER.reset(token)
+                for v, meta in metadata:
+                    object.__setattr__(v, "_var_metadata", meta)
                 for v, raw, state in saved:
                     object.__setattr__(v, "raw_value", raw)
                     object.__setattr__(v, "_trace_state", state)
@@ -623,6 +662,10 @@ class JaxAdapter(JaxBackend):
 
         primals = [v.raw_value for v in variables]
         out, pullback, written = jax.vjp(traced, *primals, has_aux=True)
+        if retry and (read or L.CREATED[0] != created):
+            for v in read:
+                _IDLE.discard(v)
+            return None
         for (var, _), value in zip(writes, written):
             object.__setattr__(var, "raw_value", value)
         _USED.append(set())
@@ -631,6 +674,12 @@ class JaxAdapter(JaxBackend):
             used = _USED[-1]
         finally:
             _USED.pop()
+        if retry:
+            for i, v in enumerate(variables):
+                if i in used:
+                    _TRAINED.add(v)
+                elif v not in _TRAINED:
+                    _IDLE.add(v)
         return out, variables, [g if i in used else None for i, g in enumerate(grads)]
 
     @contextlib.contextmanager
@@ -656,9 +705,10 @@ def _check_dtypes(native, args) -> None:
     turns the error into one that names both dtypes and the fix."""
     expected = None
     for _, node in nnx.graph.iter_graph(native):
-        if isinstance(node, nnx.Param) and node.raw_value is not None:
+        if isinstance(node, nnx.Module) and getattr(node, "dtype", None) is not None:
+            return  # NNX's own computation dtype (mixed precision): NNX casts the inputs
+        if expected is None and isinstance(node, nnx.Param) and node.raw_value is not None:
             expected = node.raw_value.dtype
-            break
     if expected is None:
         return
     for a in args:
