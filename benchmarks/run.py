@@ -864,18 +864,16 @@ NOTES = """## Reading the numbers
 - **init.normal_ / init.uniform_** draw from the portable NumPy generator by the drawing rule
   of the Initialization guide (float32 uniforms, Box–Muller in float32 for the normal), so
   that one seed gives bit-identical weights on all four frameworks, then copy the canonical
-  array into the framework's tensor (for torch and mxnet, whose weights are stored
-  `(out, in)`, a transposing copy: about 50 ms of torch's 110-130 ms here). The generator's
-  words are read in bulk, computed in cache-sized blocks and split between threads (one
-  per 1 M values, at most one per core). On torch `normal_` still misses its target (it was
-  3.15×): one thread's NumPy work alone, the PCG64 stream (about 2 ns a value on this
-  machine) and NumPy's float32 `log`, `sin` and `cos` (about 3 ns), one pass per
-  operation, costs 1.5-1.8× torch's whole `normal_` kernel, which draws and transforms in
-  one vectorized pass; the second thread helps only when a core is free: at a load
-  average of 1.6 three runs gave `normal_` 1.27×, 1.98× and 2.30× and `uniform_` 0.93×,
-  1.13× and 0.97×.
-  `uniform_` on torch is at its edge (1.40-1.65× in three runs: the draw takes about
-  torch's `uniform_` time, the transposing copy the rest). The other frameworks' own
+  array into the framework's tensor. A 2-D parameter is filled in `(out, in)` order (the
+  Initialization guide's rule), so writing it into torch's and mxnet's `(out, in)` storage
+  is a plain copy; tensorflow and paddle, which store `(in, out)`, make the transposing
+  copy instead and stay within target (their own initializers are slower). The
+  generator's words are read in bulk, computed in cache-sized blocks and split between
+  threads (one per 1 M values, at most one per core). On torch `normal_` is at 1.38-1.62×
+  (median of three 1.48× at a load average of 3, 1.38× at 2.2): NumPy's float32 `log`,
+  `sin` and `cos` are one pass each, where torch's kernel draws and transforms in one
+  vectorized pass; it was 3.15× with float64 draws and 1.7-2.4× with the transposing copy.
+  The other frameworks' own
   initializers are slower than NumPy's draw. `native=True` uses the framework's
   initializer when speed matters more than the same values everywhere.
 - The init rows (every backend) and torch's state-dict rows were re-measured with `--only
