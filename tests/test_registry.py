@@ -55,7 +55,8 @@ print(d2p.nn.Linear(2, 2, backend={second!r}).backend)
 
 
 def test_default_order_without_choice():
-    expected = [n for n in ("torch", "tensorflow", "paddle", "mxnet") if n in d2p.available_backends()]
+    expected = [n for n in ("torch", "tensorflow", "paddle", "mxnet", "jax")
+                if n in d2p.available_backends()]
     out = check("import d2lparams as d2p; print(d2p.get_backend())", {"D2LPARAMS_BACKEND": ""})
     assert out.strip() == expected[0]
 
