@@ -264,3 +264,27 @@ def test_port_every_ordered_pair_of_backends(tmp_path):
         worst = json.loads(proc.stdout.strip().splitlines()[-1])
         for path, deviation in worst.items():
             assert deviation < 1e-6, f"{path} loaded on {target}: relative deviation {deviation}"
+
+
+@pytest.mark.parametrize("layer", ["linear", "conv", "batchnorm"])
+def test_a_backward_through_one_model_leaves_another_models_gradients_alone(backend, layer):
+    # (MXNet: a layer whose parameters keep Gluon's grad_req='write' had its gradient added
+    # to itself again by a later backward that did not reach it)
+    def make():
+        if layer == "linear":
+            return nn.Sequential(nn.Linear(3, 2))
+        if layer == "conv":
+            return nn.Sequential(nn.Conv2d(1, 2, 3))
+        return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+
+    X = np.random.default_rng(0).random((2, 3) if layer == "linear" else (2, 1, 5, 5))
+    X = X.astype(np.float32)
+    a, b = make(), make()
+    d2p.backward(lambda: ops.sum(a(X) * a(X)))
+    first = {name: p.grad.copy() for name, p in a.named_parameters()}
+    d2p.backward(lambda: ops.sum(b(X)))
+    for name, p in a.named_parameters():
+        np.testing.assert_array_equal(p.grad, first[name], err_msg=name)
+    d2p.backward(lambda: ops.sum(a(X) * a(X)))  # and a second backward through it adds
+    for name, p in a.named_parameters():
+        np.testing.assert_allclose(p.grad, 2 * first[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -662,7 +662,7 @@ class MXNetAdapter(MXNetBackend):
         # d2lparams accumulated so far is added back after this backward
         kept = [(p, p.list_grad()[0].copy()) for p in list(self._seen)
                 if p.grad_req == "write" and p._data is not None and self.grad_tensor(p) is not None]
-        for param, _ in hooked:  # the flag then says whether THIS backward reached it
+        for param, _ in hooked + kept:  # the flag then says whether THIS backward reached it
             if self._fresh(param):
                 param._d2p_has_grad = True
                 for arr in param._data:
