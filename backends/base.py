@@ -375,6 +375,18 @@ class Backend(abc.ABC):
         """Store the mode on the native module where the framework keeps one."""
         native.training = mode
 
+    @abc.abstractmethod
+    def compile(self, native, options: dict):
+        """``native``'s forward through the framework's compiler: a function
+        ``forward(args, training)`` that returns what :meth:`call` returns, for the tree as
+        it is now (the neutral layer asks again after the tree, its training modes, dtypes or
+        devices changed, and never while a forward hook is registered in it). ``options``
+        are the user's keywords for the framework's compiler. Outputs, gradients (through
+        :meth:`backward` and :meth:`grad`), BatchNorm statistics and random draws must mean
+        what they mean uncompiled; a compiler that works in place (Gluon's ``hybridize``)
+        may change ``native`` itself.
+        """
+
     #: the method of a native module that its call runs (``forward``; Keras: ``call``)
     forward_method: str = "forward"
 
@@ -489,9 +501,21 @@ class Backend(abc.ABC):
         fn = table.get(name)
         if fn is None:
             how = type(self).ops_table.get(name, name)
-            fn = getattr(self.ops_namespace, how) if isinstance(how, str) else how.__get__(self)
+            fn = getattr(self.ops_namespace, how) if isinstance(how, str) else _bound(how, self)
             table[name] = fn
         return fn
+
+
+def _bound(fn, adapter):
+    """``fn`` with the adapter as its first argument, as a plain function (Paddle's SOT
+    compiler cannot guard a bound method or a ``functools.partial`` of a lambda: it writes the
+    object's repr into its guard code)."""
+
+    def op(*args):
+        return fn(adapter, *args)
+
+    op.__name__ = op.__qualname__ = getattr(fn, "__name__", "op")
+    return op
 
 
 class TapeBackend(Backend):

@@ -42,12 +42,17 @@ TARGETS = {
     "cross-entropy loss: neutral vs native": None,
     # JAX only: d2lparams' eager step against the same native step compiled with nnx.jit
     JIT_ROW: None,
+    # net.compile() against the framework's compiler on the native model
+    "compiled forward, batch 256": None,
+    # JAX only: a d2lparams step whose forward is compiled, against the nnx.jit step
+    "SGD training step, net.compile() vs native nnx.jit": None,
 }
 LOSS_ROWS = ["cross-entropy training step", "cross-entropy loss: neutral vs native"]
 STATE_ROWS = ["state_dict (25M)", "load_state_dict (25M)"]
 INIT_ROWS = ["init.normal_ (25M)", "init.uniform_ (25M)"]
 #: ``--only`` groups: the rows each one measures (and rewrites in docs/benchmarks.md)
-ONLY = {"losses": LOSS_ROWS, "state": STATE_ROWS, "init": INIT_ROWS}
+COMPILE_ROWS = ["compiled forward, batch 256", "SGD training step, net.compile() vs native nnx.jit"]
+ONLY = {"losses": LOSS_ROWS, "state": STATE_ROWS, "init": INIT_ROWS, "compile": COMPILE_ROWS}
 
 
 SYNC = [lambda: None]  # waits for queued work (mxnet computes asynchronously)
@@ -181,6 +186,74 @@ def native_forward(backend, native, X):
 
         return call
     return lambda: native(X)
+
+
+def native_compiled_forward(backend, native, X):
+    """The framework's own compiler on the native model, in inference mode."""
+    if backend == "torch":
+        import torch
+
+        compiled = torch.compile(native)
+        return lambda: compiled(X)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        graph = tf.function(lambda x: native(x, training=False))
+        return lambda: graph(X)
+    if backend == "mxnet":  # net.compile() hybridized this very block in place
+        from mxnet import autograd
+
+        def call():
+            with autograd.predict_mode():
+                return native(X)
+
+        return call
+    if backend == "paddle":
+        import paddle
+
+        def forward(x):
+            return native(x)
+
+        static = paddle.jit.to_static(forward)
+        return lambda: static(X)
+    from flax import nnx
+
+    jitted = nnx.jit(lambda model, x: model(x))
+    return lambda: jitted(native, X)
+
+
+def bench_compile(backend: str, rounds: int) -> dict:
+    """``net.compile()`` against the framework's own compiler (forward), and on JAX a step
+    with a compiled forward against the whole step under ``nnx.jit``."""
+    import d2lparams as d2p
+    from d2lparams import nn, ops, optim
+
+    out = {}
+    net = nn.mlp(784, [256, 256], 10).eval()
+    X = d2p.randn(256, 784)
+    native = native_compiled_forward(backend, net.native, X)
+    net.compile()
+    out["compiled forward, batch 256"] = interleaved(lambda: net(X), native, rounds, 40)
+    if backend == "jax":
+        d2p.seed(0)
+        net = nn.mlp(784, [256, 256], 10)
+        X, y = d2p.randn(64, 784), d2p.randn(64, 10)
+        opt = optim.SGD(net.parameters(), lr=0.01)
+        net.compile()
+
+        def ours_step():
+            opt.zero_grad()
+
+            def loss():
+                diff = net(X) - y
+                return ops.mean(diff * diff)
+
+            d2p.backward(loss)
+            opt.step()
+
+        out["SGD training step, net.compile() vs native nnx.jit"] = interleaved(
+            ours_step, jax_train_step(net.native, X, y, 0.01, jax_mse, jit=True), rounds, 10)
+    return out
 
 
 def native_train_step(backend, net, X, y, lr):
@@ -695,6 +768,8 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
             out.update(bench_cross_entropy(backend, loss_rounds, 3))
         if "state" in only or "init" in only:
             out.update(bench_big(backend, rounds, only))
+        if "compile" in only:
+            out.update(bench_compile(backend, rounds))
         return out
 
     ident = nn.Identity().eval()
@@ -729,6 +804,7 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
         out[JIT_ROW] = interleaved(ours_step, jax_train_step(net.native, X, y, 0.01, jax_mse,
                                                              jit=True), rounds, 10)
     out.update(bench_cross_entropy(backend, loss_rounds, 3))
+    out.update(bench_compile(backend, rounds))
     return out
 
 
@@ -770,7 +846,8 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument("--only", nargs="+", choices=list(ONLY),
                         help="measure these rows only (losses: the cross-entropy rows; state: "
-                        "state_dict and load_state_dict; init: init.normal_ and init.uniform_) "
+                        "state_dict and load_state_dict; init: init.normal_ and init.uniform_; "
+                        "compile: net.compile() against the framework's compiler) "
                         "and update just them in docs/benchmarks.md")
     parser.add_argument("--repeat", type=int, default=1,
                         help="with --only: run each backend's worker this many times and keep, "

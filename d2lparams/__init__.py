@@ -1,5 +1,5 @@
 """d2lparams: write a network once; build, inspect, initialize, tie and train it on PyTorch,
-TensorFlow/Keras 3, MXNet Gluon and PaddlePaddle alike.
+TensorFlow/Keras 3, MXNet Gluon, PaddlePaddle and JAX (Flax NNX) alike.
 
 ``import d2lparams`` imports no framework, and not even NumPy: the public names are loaded
 on first use (PEP 562), so the import costs a few milliseconds. Using a backend imports that
@@ -49,7 +49,7 @@ _LAZY = {
     "data": ".data",
     "summary": ".introspect", "tied_parameters": ".introspect", "native_names": ".introspect",
     "wrap": ".introspect", "save": ".io", "load": ".io",
-    "port": ".interop", "diff": ".interop",
+    "port": ".interop", "diff": ".interop", "compile": ".introspect",
     "device": "._devices", "Device": "._devices", "num_gpus": "._devices",
     "try_gpu": "._devices", "try_all_gpus": "._devices", "device_of": "._devices",
 }
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from ._tensor import ones, rand, randn, seed, tensor, to_numpy, zeros
     from .autograd import backward, grad, grad_of, no_grad, zero_grad
     from .interop import diff, port
-    from .introspect import native_names, summary, tied_parameters, wrap
+    from .introspect import compile, native_names, summary, tied_parameters, wrap
     from .io import load, save
     from .ops import detach
 
@@ -87,4 +87,5 @@ __all__ = [
     "to_numpy", "use_backend", "wrap", "zeros",
     "data", "detach", "grad", "grad_of", "zero_grad",
     "Device", "device", "device_of", "num_gpus", "try_all_gpus", "try_gpu",
+    "compile",
 ]

@@ -13,6 +13,17 @@ in_forward: contextvars.ContextVar[int] = contextvars.ContextVar("d2p_in_forward
 tracer: contextvars.ContextVar[dict | None] = contextvars.ContextVar("d2p_tracer", default=None)
 
 
+#: bumped by every change a compiled module must notice (members, hooks, modes, dtypes)
+changes = [0]
+#: > 0 while a compiled module's forward runs (a compiled child inside it runs as traced)
+compiling: contextvars.ContextVar[int] = contextvars.ContextVar("d2p_compiling", default=0)
+
+
+def changed() -> None:
+    """Note a change of a module tree: compiled modules look at their structure again."""
+    changes[0] += 1
+
+
 def record_shape(module, out) -> None:
     """While ``d2p.summary`` traces a network: note the shape of ``module``'s output."""
     table = tracer.get()

@@ -84,6 +84,18 @@ def check_dtype(name: str, ad, what: str = "tensors") -> str:
     return name
 
 
+def parameter_dtype(dtype, ad, who: str) -> str:
+    """The neutral name of ``dtype`` for parameters of backend ``ad`` (``who`` names the
+    caller in the message): a ``TypeError`` unless it is a floating dtype the backend has."""
+    name = dtype_name(dtype)
+    if name not in FLOATING:
+        raise TypeError(
+            f"{who}: parameters are floating point, got dtype={dtype!r}; use 'float32', "
+            "'float64', 'float16' or 'bfloat16'"
+        )
+    return check_dtype(name, ad, "parameters")
+
+
 def _make(array: np.ndarray, backend, dtype="float32", requires_grad: bool = False,
           device=None):
     name = dtype_name(dtype)

@@ -177,3 +177,23 @@ def _wrap(ad, native, memo: dict) -> Module:
     memo[id(native)] = module
     return module
 
+
+def compile(module, **options):  # noqa: A001 - PyTorch's name (torch.compile)
+    """Compile ``module``'s forward with its framework's compiler and return the module (the
+    same object: its parameters, names and ``state_dict`` keys do not change). See
+    :meth:`Module.compile`.
+
+    Examples:
+        >>> import d2lparams as d2p
+        >>> from d2lparams import nn
+        >>> net = d2p.compile(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), backend="torch"))
+        >>> tuple(net(d2p.ones(2, 4, backend="torch")).shape)
+        (2, 8)
+    """
+    if not isinstance(module, Module):
+        raise TypeError(
+            f"d2p.compile takes an nn.Module, got {type(module).__module__}."
+            f"{type(module).__name__}; wrap a native model first (d2p.compile(d2p.wrap(model))) "
+            "or use its framework's own compiler")
+    module.compile(**options)
+    return module

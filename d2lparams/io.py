@@ -465,8 +465,7 @@ _KEPT = (np.dtype(np.float64), np.dtype(np.float16))
 
 def _target_dtypes(module) -> dict:
     """Every state name of ``module`` -> the dtype of the parameter or buffer it names."""
-    ad = module._adapter
-    return {name: member.dtype if is_param else ad.dtype(member)
+    return {name: module._target_dtype(member, is_param)
             for name, (member, is_param) in module._state_targets().items()}
 
 

@@ -541,6 +541,48 @@ class JaxAdapter(JaxBackend):
 
     forward_method = "__call__"
 
+    def compile(self, native, options):
+        """``jax.jit`` of the forward as a function of the values of every Variable in the
+        tree (and of the adapter's random streams): the same Variables are read at each
+        call (so ``d2p.backward`` and ``no_grad`` see through it, as they see through the
+        eager forward) and the values the forward wrote (BatchNorm statistics, the dropout
+        stream's count) are written back."""
+        variables, ids = [], set()
+        nodes = [node for _, node in nnx.graph.iter_graph(native)]
+        for var in nodes + [L.RNGS.params.key, L.RNGS.params.count, L.RNGS.dropout.key,
+                            L.RNGS.dropout.count]:
+            if isinstance(var, nnx.Variable) and id(var) not in ids:
+                ids.add(id(var))
+                variables.append(var)
+        written = []  # the indices of the Variables the forward writes (set by a trace)
+
+        def pure(values, args):
+            inner = tracers.TraceState()
+            saved = [(v, v.raw_value, v._trace_state) for v in variables]
+            try:
+                for v, value in zip(variables, values):
+                    object.__setattr__(v, "_trace_state", inner)
+                    object.__setattr__(v, "raw_value", value)
+                out = L.value_of(self.call(native, args, True))
+                new = [v.raw_value for v in variables]
+            finally:
+                for v, raw, state in saved:
+                    object.__setattr__(v, "raw_value", raw)
+                    object.__setattr__(v, "_trace_state", state)
+            written[:] = [i for i, (a, b) in enumerate(zip(values, new)) if a is not b]
+            return out, [new[i] for i in written]
+
+        jitted = jax.jit(pure, **options)
+
+        def forward(args, training):
+            args = tuple(L.value_of(a) for a in args)
+            out, new = jitted([v.value for v in variables], args)
+            for i, value in zip(written, new):
+                object.__setattr__(variables[i], "raw_value", value)
+            return out
+
+        return forward
+
     def hook_calls(self, native, pre, post) -> None:
         if not isinstance(native, nnx.Module):
             raise TypeError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -381,6 +382,26 @@ class PaddleAdapter(PaddleBackend):
                 "num_features": native._num_features, "eps": native._epsilon,
                 "momentum": round(1.0 - native._momentum, 12)}}
         return None
+
+    def compile(self, native, options):
+        # paddle.jit.to_static of a function that calls the layer (one per number of
+        # inputs: Paddle reads the arity from the signature, and a neutral module's native
+        # forward takes *args)
+        graphs = {}
+
+        def forward(args, training):
+            graph = graphs.get(len(args))
+            if graph is None:
+                def call(*inputs):
+                    return native(*inputs)
+
+                call.__signature__ = inspect.Signature([
+                    inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                    for i in range(len(args))])
+                graph = graphs[len(args)] = paddle.jit.to_static(call, **options)
+            return graph(*args)
+
+        return forward
 
     # -- gradients -----------------------------------------------------------------------------
     def record(self):

@@ -566,6 +566,20 @@ class TensorFlowAdapter(TensorFlowBackend):
         finally:
             call_origin.reset(token)
 
+    def compile(self, native, options):
+        # one graph per mode of the root (Keras takes it as ``training=``); the neutral layer
+        # asks again after the tree changed (a graph captures its variables)
+        graphs = {}
+
+        def forward(args, training):
+            graph = graphs.get(training)
+            if graph is None:
+                graph = graphs[training] = tf.function(
+                    lambda *inputs: self.call(native, inputs, training), **options)
+            return graph(*args)
+
+        return forward
+
     def set_training(self, native, mode: bool) -> None:
         # Keras keeps no mode; the adapter's containers read it in a neutral call.
         object.__setattr__(native, MODE, bool(mode))

@@ -21,8 +21,6 @@ MODULE = {
     "register_load_state_dict_post_hook": _STATE_HOOKS,
     "get_extra_state": "module.register_buffer(name, array) for state that state_dict carries",
     "set_extra_state": "module.register_buffer(name, array) for state that state_dict carries",
-    "compile": ("the framework's own compiler on module.native (torch.compile, Keras "
-                "jit_compile, Gluon hybridize)"),
     "to_empty": "module.to(device), then the init functions to fill the parameters",
     "xpu": "module.to(d2p.device('gpu', i)): d2lparams devices are 'cpu' and 'gpu'",
     "ipu": "module.to(d2p.device('gpu', i)): d2lparams devices are 'cpu' and 'gpu'",

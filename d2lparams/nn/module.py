@@ -15,6 +15,7 @@ from .._errors import DeferredInitializationError, StateDictError
 from .._tensor import as_array, zeros
 from ..autograd import no_grad
 from . import _hints
+from ._compile import Compiled
 from .parameter import Parameter
 
 
@@ -44,6 +45,7 @@ class RemovableHandle:
 
     def remove(self) -> None:
         self._table.pop(self.id, None)
+        _state.changed()
 
     def __enter__(self) -> RemovableHandle:
         return self
@@ -264,6 +266,7 @@ class Module:
         kind = {"_parameters": "parameter", "_buffers": "buffer", "_modules": "child"}[table]
         old = list(self.__dict__[table])
         OrderedDict.__delitem__(self.__dict__[table], name)
+        _state.changed()
         if kind == "child":
             self._rebuild_children(old)
         else:
@@ -273,6 +276,7 @@ class Module:
         """Record ``module`` as child ``name`` of the neutral tree only: it already is the
         native module's child (``d2p.wrap``)."""
         OrderedDict.__setitem__(self.__dict__["_modules"], name, module)
+        _state.changed()
 
     def _check_name(self, name, kind: str, table: str) -> None:
         if not isinstance(name, str):
@@ -319,6 +323,7 @@ class Module:
     def _set_child(self, name: str, module: Module | None) -> None:
         if module is not None:
             self._check_same_backend(module, f"module {name!r}")
+        _state.changed()
         modules = self.__dict__["_modules"]
         if name in modules:  # replaced in place: the native side keeps the order
             old = list(modules)
@@ -342,6 +347,7 @@ class Module:
         """Make the native children match ``_modules`` (order included) after a child was
         replaced, inserted or deleted; ``old_names`` are the native children's names."""
         ad, native = self._adapter, self.native
+        _state.changed()
         for name in old_names:
             ad.register(native, name, None, "child")
         for name, module in self._modules.items():
@@ -361,6 +367,7 @@ class Module:
         if param is not None:
             self._check_same_backend(param, f"parameter {name!r}")
         self._parameters[name] = param
+        _state.changed()
         self._adapter.register(self.native, name, None if param is None else param.native,
                                "parameter")
 
@@ -388,6 +395,7 @@ class Module:
                 "np.asarray(value, dtype=np.float32)"
             )
         self._buffers[name] = buf
+        _state.changed()
         ad.register(self.native, name, buf, "buffer")
 
     # -- local members (built-in layers derive them from the native module) ------------------
@@ -435,6 +443,9 @@ class Module:
         if _state.tracer.get() is not None:
             return self._traced_call(args)
         try:
+            compiled = d.get("_compiled")
+            if compiled is not None and not _state.compiling.get():
+                return compiled(self, args)
             return ad.call(d["_native"] or self.native, args, d["training"])
         except Exception as exc:
             # only on failure: turn a framework's dtype or shape error into one that says
@@ -494,6 +505,27 @@ class Module:
         finally:
             _state.in_forward.reset(token)
 
+    # -- compilation -------------------------------------------------------------------------
+    def compile(self, **options) -> None:
+        """Run this module's forward through its framework's compiler from the next call on
+        (PyTorch's ``module.compile()``; ``d2p.compile(module)`` does it and returns the
+        module). Outputs, gradients, training modes, BatchNorm statistics and ties mean what
+        they mean uncompiled.
+
+        The compiler is ``torch.compile`` (torch), ``tf.function`` (tensorflow), Gluon's
+        ``hybridize`` (mxnet), ``paddle.jit.to_static`` (paddle) and ``jax.jit`` (jax);
+        ``options`` go to it unchanged (e.g. ``mode="reduce-overhead"``,
+        ``jit_compile=True``, ``static_alloc=True``). The compiled forward follows the module:
+        a replaced child or parameter, a new dtype or device and a change of training mode
+        compile again, and while a forward hook is registered anywhere in the tree (or a lazy
+        layer is unbuilt) the module runs uncompiled, so hooks still run on every call.
+
+        As under every tracing compiler, Python code in a ``forward`` (a print, a counter)
+        runs when the forward is traced, not on every call.
+        """
+        self._check_init()
+        self.__dict__["_compiled"] = Compiled(options)
+
     # -- hooks -------------------------------------------------------------------------------
     def register_forward_pre_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, args)`` before every forward (also when a native container
@@ -525,6 +557,7 @@ class Module:
         hooks = d[table]
         handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
+        _state.changed()
         return handle
 
     def _run_pre_hooks(self, args: tuple) -> tuple:
@@ -635,6 +668,7 @@ class Module:
 
     def _set_mode(self, mode: bool) -> None:
         self.__dict__["training"] = mode
+        _state.changed()
         self._adapter.set_training(self.native, mode)
 
     def eval(self):
@@ -676,13 +710,7 @@ class Module:
         ad = self._adapter
         name = None
         if dtype is not None:
-            name = _tensor.dtype_name(dtype)
-            if name not in _tensor.FLOATING:
-                raise TypeError(
-                    f"{type(self).__name__}.to: a module's parameters are floating point, got "
-                    f"dtype={dtype!r}; use 'float32', 'float64', 'float16' or 'bfloat16'"
-                )
-            _tensor.check_dtype(name, ad, "parameters")
+            name = _tensor.parameter_dtype(dtype, ad, f"{type(self).__name__}.to")
         where = None if device is None else _devices.resolve(device, ad)
         members = {}
         for member, is_param in self._state_targets().values():
@@ -698,6 +726,7 @@ class Module:
             for m in self.modules():
                 if m.__dict__.get("_native") is not None:
                     ad.set_layer_dtype(m.native, name)
+        _state.changed()
         return self
 
     def double(self):
@@ -807,6 +836,10 @@ class Module:
     def _target_shape(self, member, is_param) -> tuple:
         return member.shape if is_param else tuple(self._adapter.param_shape(member))
 
+    def _target_dtype(self, member, is_param) -> str:
+        """The dtype of the parameter or buffer that a state name of this module names."""
+        return member.dtype if is_param else self._adapter.dtype(member)
+
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Copies of every parameter and buffer under every name, canonical layout."""
         out = OrderedDict()
@@ -854,11 +887,10 @@ class Module:
         nonfinite: list = []
         arrays: dict = {}
         dtypes: dict = {}
-        ad = self._adapter
         for key, (member, is_param) in targets.items():
             if key not in state:
                 continue
-            target = member.dtype if is_param else ad.dtype(member)
+            target = self._target_dtype(member, is_param)
             try:
                 array = float32_array(state[key], _tensor.DTYPES.get(target, np.float32))
             except InvalidValue as exc:

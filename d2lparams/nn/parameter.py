@@ -58,11 +58,7 @@ class Parameter:
     def __init__(self, value, requires_grad: bool = True, *, backend: str | None = None,
                  dtype: str | None = None):
         ad = _registry.adapter(backend)
-        name = _tensor.dtype_name(dtype)
-        if name not in _tensor.FLOATING:
-            raise TypeError(f"nn.Parameter: a parameter is floating point (float32, float64, "
-                            f"float16 or bfloat16), got dtype={dtype!r}")
-        _tensor.check_dtype(name, ad, "parameters")
+        name = _tensor.parameter_dtype(dtype, ad, "nn.Parameter")
         carrier = _tensor.DTYPES[name]
         array = np.array(self._checked(value, "nn.Parameter", carrier), dtype=carrier, copy=True)
         native = ad.create_parameter(array, bool(requires_grad))
