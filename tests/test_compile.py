@@ -379,3 +379,24 @@ def test_mxnet_compiles_by_hybridizing_the_native_block(backend):
     net(data())
     assert net.native._active and ("static_alloc", True) in net.native._flags
     assert net.native._cached_op is not None
+
+
+def test_freezing_after_compile_and_checkpoints_of_a_compiled_model(backend, tmp_path):
+    d2p.seed(12)
+    net = d2p.compile(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)))
+    X = data(3)
+    net(X)
+    net[0].requires_grad_(False)
+    d2p.backward(lambda: ops.sum(net(X)))
+    assert net[0].weight.grad is None and net[0].bias.grad is None
+    a = relu(X @ net[0].weight.numpy() + net[0].bias.numpy())
+    np.testing.assert_allclose(net[2].weight.grad, a.T @ np.ones((3, 2)), rtol=1e-5, atol=ATOL)
+    net[0].requires_grad_(True)
+    net.zero_grad()
+    d2p.backward(lambda: ops.sum(net(X)))
+    assert net[0].weight.grad is not None
+    d2p.save(net, tmp_path / "net.safetensors")
+    other = d2p.compile(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)))
+    other(X)
+    d2p.load(other, tmp_path / "net.safetensors")
+    np.testing.assert_array_equal(d2p.to_numpy(other(X)), d2p.to_numpy(net(X)))
