@@ -81,18 +81,10 @@ class TorchAdapter(TorchBackend):
         return nn.Parameter(torch.tensor(array), requires_grad=requires_grad)
 
     def assign(self, param, array) -> None:
-        array = np.asarray(array)
+        # torch's own copy (threaded; it also counts the write in the version counter, so
+        # autograd refuses a graph that saved the old value)
         with torch.no_grad():
-            if (array.flags.c_contiguous and array.dtype == np.float32
-                    and param.dtype == torch.float32 and param.device.type == "cpu"
-                    and param.is_contiguous() and array.shape == tuple(param.shape)):
-                # NumPy copies between contiguous arrays in about half of copy_'s time; the
-                # empty in-place op then counts the write in the version counter as copy_
-                # would (autograd then refuses a graph that saved the old value)
-                np.copyto(param.detach().numpy(), array)
-                param.view(-1)[:0].zero_()
-            else:  # a transposing copy (torch's kernel is blocked), another dtype or device
-                param.copy_(torch.from_numpy(array))
+            param.copy_(torch.from_numpy(np.asarray(array)))
 
     def requires_grad(self, param, flag=None) -> bool:
         if flag is not None:
