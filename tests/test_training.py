@@ -177,6 +177,25 @@ def test_dropout_modes(backend):
         nn.Dropout(-0.1)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_dropout_masks_repeat_after_seed(backend, compiled):
+    # PyTorch: torch.manual_seed(n) makes nn.Dropout's masks repeat (Keras' Dropout draws
+    # from a generator of its own, which d2p.seed re-seeds)
+    net = nn.Sequential(nn.Linear(50, 50), nn.Dropout(0.5), nn.Dropout(0.3))
+    if compiled:
+        net.compile()
+    X = np.ones((40, 50), np.float32)
+    masks = []
+    for _ in range(2):
+        d2p.seed(7)
+        masks.append([d2p.to_numpy(net(X)) == 0 for _ in range(2)])
+    np.testing.assert_array_equal(masks[0][0], masks[1][0])
+    np.testing.assert_array_equal(masks[0][1], masks[1][1])
+    assert (masks[0][0] != masks[0][1]).any()  # and the next call draws anew
+    d2p.seed(8)
+    assert (d2p.to_numpy(net(X)) == 0).tolist() != masks[0][0].tolist()
+
+
 def test_save_load_checks_and_atomic_writes(backend, tmp_path, monkeypatch):
     net = nn.mlp(4, 8, 1)
     path = tmp_path / "net.safetensors"

@@ -84,6 +84,10 @@ Quirks absorbed by the adapter:
       ``batch_dims`` has a gradient 8x slower in eager mode, ``keras.ops.take_along_axis``
       slower still); functional dropout draws from Keras' global ``SeedGenerator``, which
       ``keras.utils.set_random_seed`` (``d2p.seed``) seeds.
+    * dropout layers: a Keras ``Dropout`` draws from a ``SeedGenerator`` of its own, seeded
+      when the layer is made; ``d2p.seed(n)`` re-seeds those of ``nn.Dropout`` (from ``n``
+      and the layer's creation order), so that their masks repeat as PyTorch's do after
+      ``torch.manual_seed(n)``.
 """
 
 from d2lparams.schemes import Constant, Scheme, VarianceScaling

@@ -44,6 +44,9 @@ _ACTIVATIONS = {
 _CONV_KINDS = ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm2d")
 
 
+#: the Dropout layers the adapter made, in order (``seed`` re-seeds their generators)
+_DROPOUTS: list = []
+
 class TensorFlowAdapter(TensorFlowBackend):
     forward_method = "call"
     ops_namespace = keras.ops
@@ -81,6 +84,15 @@ class TensorFlowAdapter(TensorFlowBackend):
     def seed(self, n: int) -> None:
         # tf.random.set_seed alone does not make Keras initializers reproduce.
         keras.utils.set_random_seed(n)
+        # A Keras Dropout draws from its own SeedGenerator, seeded when the layer was made:
+        # re-seed the ones d2lparams made, so that d2p.seed(n) repeats their masks (what
+        # torch.manual_seed does for nn.Dropout)
+        for index, ref in enumerate(_DROPOUTS):
+            layer = ref()
+            if layer is not None:
+                state = layer.seed_generator.state
+                start = np.random.default_rng([n, index]).integers(0, 2**31 - 1)
+                state.assign(np.array([start, 0], dtype=state.dtype))
 
     # -- helpers -------------------------------------------------------------------------------
     def _remember(self, var):
@@ -263,7 +275,9 @@ class TensorFlowAdapter(TensorFlowBackend):
         if kind == "dropout":
             # Draws from a SeedGenerator seeded at construction from Python's random, which
             # keras.utils.set_random_seed seeds.
-            return layers.Dropout(rate=options["p"])
+            layer = layers.Dropout(rate=options["p"])
+            _DROPOUTS.append(weakref.ref(layer))
+            return layer
         if kind == "batch_norm":
             # Keras' momentum is the weight of the old value: 1 - PyTorch's.
             num_features = options["num_features"]
