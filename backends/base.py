@@ -376,12 +376,13 @@ class Backend(abc.ABC):
         native.training = mode
 
     @abc.abstractmethod
-    def compile(self, native, options: dict):
+    def compile(self, native, options: dict, training: bool):
         """``native``'s forward through the framework's compiler: a function
-        ``forward(args, training)`` that returns what :meth:`call` returns, for the tree as
-        it is now (the neutral layer asks again after the tree, its training modes, dtypes or
-        devices changed, and never while a forward hook is registered in it). ``options``
-        are the user's keywords for the framework's compiler. Outputs, gradients (through
+        ``forward(args)`` that returns what ``call(native, args, training)`` returns, for the
+        tree as it is now (the neutral layer asks once per combination of training modes,
+        again after the tree, its dtypes or devices changed, and never while a forward hook
+        is registered in it). ``options`` are the user's keywords for the framework's
+        compiler. Outputs, gradients (through
         :meth:`backward` and :meth:`grad`), BatchNorm statistics and random draws must mean
         what they mean uncompiled; a compiler that works in place (Gluon's ``hybridize``)
         may change ``native`` itself.

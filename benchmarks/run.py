@@ -226,7 +226,7 @@ def bench_compile(backend: str, rounds: int) -> dict:
     """``net.compile()`` against the framework's own compiler (forward), and on JAX a step
     with a compiled forward against the whole step under ``nnx.jit``."""
     import d2lparams as d2p
-    from d2lparams import nn, ops, optim
+    from d2lparams import nn
 
     out = {}
     net = nn.mlp(784, [256, 256], 10).eval()
@@ -235,25 +235,36 @@ def bench_compile(backend: str, rounds: int) -> dict:
     net.compile()
     out["compiled forward, batch 256"] = interleaved(lambda: net(X), native, rounds, 40)
     if backend == "jax":
-        d2p.seed(0)
-        net = nn.mlp(784, [256, 256], 10)
-        X, y = d2p.randn(64, 784), d2p.randn(64, 10)
-        opt = optim.SGD(net.parameters(), lr=0.01)
-        net.compile()
-
-        def ours_step():
-            opt.zero_grad()
-
-            def loss():
-                diff = net(X) - y
-                return ops.mean(diff * diff)
-
-            d2p.backward(loss)
-            opt.step()
-
+        net, X, y, ours_step = mlp_step(compiled=True)
         out["SGD training step, net.compile() vs native nnx.jit"] = interleaved(
             ours_step, jax_train_step(net.native, X, y, 0.01, jax_mse, jit=True), rounds, 10)
     return out
+
+
+def mlp_step(compiled: bool = False) -> tuple:
+    """The *SGD training step* measured: ``mlp(784, [256, 256], 10)`` at batch 64, MSE,
+    ``d2p.backward`` and ``optim.SGD`` (lr 0.01); returns ``(net, X, y, step)``."""
+    import d2lparams as d2p
+    from d2lparams import nn, ops, optim
+
+    d2p.seed(0)
+    net = nn.mlp(784, [256, 256], 10)
+    X, y = d2p.randn(64, 784), d2p.randn(64, 10)
+    opt = optim.SGD(net.parameters(), lr=0.01)
+    if compiled:
+        net.compile()
+
+    def step():
+        opt.zero_grad()
+
+        def loss():
+            diff = net(X) - y
+            return ops.mean(diff * diff)
+
+        d2p.backward(loss)
+        opt.step()
+
+    return net, X, y, step
 
 
 def native_train_step(backend, net, X, y, lr):
@@ -748,7 +759,7 @@ def bench_big(backend: str, rounds: int, groups: list) -> dict:
 
 def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
     import d2lparams as d2p
-    from d2lparams import nn, ops, optim
+    from d2lparams import nn
 
     d2p.set_backend(backend)
     ad = d2p._registry.adapter(backend)
@@ -783,21 +794,7 @@ def bench_backend(backend: str, quick: bool, only: list | None = None) -> dict:
                                number // (4 if quick else 1))
     out.update(bench_big(backend, rounds, ["state", "init"]))
 
-    d2p.seed(0)
-    net = nn.mlp(784, [256, 256], 10)
-    X, y = d2p.randn(64, 784), d2p.randn(64, 10)
-    opt = optim.SGD(net.parameters(), lr=0.01)
-
-    def ours_step():
-        opt.zero_grad()
-
-        def loss():
-            diff = net(X) - y
-            return ops.mean(diff * diff)
-
-        d2p.backward(loss)
-        opt.step()
-
+    net, X, y, ours_step = mlp_step()
     out["SGD training step"] = interleaved(ours_step, native_train_step(backend, net, X, y, 0.01),
                                            rounds, 10)
     if backend == "jax":

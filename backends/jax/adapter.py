@@ -541,7 +541,7 @@ class JaxAdapter(JaxBackend):
 
     forward_method = "__call__"
 
-    def compile(self, native, options):
+    def compile(self, native, options, training):
         """``jax.jit`` of the forward as a function of the values of every Variable in the
         tree (and of the adapter's random streams): the same Variables are read at each
         call (so ``d2p.backward`` and ``no_grad`` see through it, as they see through the
@@ -557,24 +557,15 @@ class JaxAdapter(JaxBackend):
         written = []  # the indices of the Variables the forward writes (set by a trace)
 
         def pure(values, args):
-            inner = tracers.TraceState()
-            saved = [(v, v.raw_value, v._trace_state) for v in variables]
-            try:
-                for v, value in zip(variables, values):
-                    object.__setattr__(v, "_trace_state", inner)
-                    object.__setattr__(v, "raw_value", value)
-                out = L.value_of(self.call(native, args, True))
+            with _lent(variables, variables, values):
+                out = L.value_of(self.call(native, args, training))
                 new = [v.raw_value for v in variables]
-            finally:
-                for v, raw, state in saved:
-                    object.__setattr__(v, "raw_value", raw)
-                    object.__setattr__(v, "_trace_state", state)
             written[:] = [i for i, (a, b) in enumerate(zip(values, new)) if a is not b]
             return out, [new[i] for i in written]
 
         jitted = jax.jit(pure, **options)
 
-        def forward(args, training):
+        def forward(args):
             args = tuple(L.value_of(a) for a in args)
             out, new = jitted([v.value for v in variables], args)
             for i, value in zip(written, new):
@@ -651,34 +642,26 @@ class JaxAdapter(JaxBackend):
         created = L.CREATED[0]
 
         def traced(*values):
-            inner = tracers.TraceState()
-            saved = [(v, v.raw_value, v._trace_state) for v in known]
             metadata = [(v, v._var_metadata) for v in watched]
             marked = _mark(values) if values else ()
             mine = {id(v): t for v, t in zip(variables, marked)}
             token = L.OUTER.set(outer)
             active = _ACTIVE.set((variables, marked))
             try:
-                for v in known:
-                    object.__setattr__(v, "_trace_state", inner)
-                for v, t in zip(variables, marked):
-                    object.__setattr__(v, "raw_value", t)
-                for v, meta in metadata:
-                    object.__setattr__(v, "_var_metadata",
-                                       dict(meta, on_get_value=_watch(read, meta)))
-                out = fn()
-                for v, raw, _ in saved:
-                    now = v.raw_value
-                    if now is not raw and now is not mine.get(id(v)):
-                        writes.append((v, now))
+                with _lent(known, variables, marked) as saved:
+                    for v, meta in metadata:
+                        object.__setattr__(v, "_var_metadata",
+                                           dict(meta, on_get_value=_watch(read, meta)))
+                    out = fn()
+                    for v, raw, _ in saved:
+                        now = v.raw_value
+                        if now is not raw and now is not mine.get(id(v)):
+                            writes.append((v, now))
             finally:
                 _ACTIVE.reset(active)
                 L.OUTER.reset(token)
                 for v, meta in metadata:
                     object.__setattr__(v, "_var_metadata", meta)
-                for v, raw, state in saved:
-                    object.__setattr__(v, "raw_value", raw)
-                    object.__setattr__(v, "_trace_state", state)
             out = L.value_of(out)
             if not isinstance(out, jax.Array):
                 raise TypeError(
@@ -739,6 +722,25 @@ class JaxAdapter(JaxBackend):
         finally:
             for v, raw in saved:
                 object.__setattr__(v, "raw_value", raw)
+
+
+@contextlib.contextmanager
+def _lent(known: list, variables, values):
+    """While the block runs, every Variable of ``known`` belongs to the current trace (NNX
+    refuses a write from another trace level) and ``variables`` hold ``values`` (traced);
+    yields ``(Variable, raw value, trace state)`` as they were, and restores them after."""
+    inner = tracers.TraceState()
+    saved = [(v, v.raw_value, v._trace_state) for v in known]
+    try:
+        for v in known:
+            object.__setattr__(v, "_trace_state", inner)
+        for v, value in zip(variables, values):
+            object.__setattr__(v, "raw_value", value)
+        yield saved
+    finally:
+        for v, raw, state in saved:
+            object.__setattr__(v, "raw_value", raw)
+            object.__setattr__(v, "_trace_state", state)
 
 
 def _check_dtypes(native, args) -> None:

@@ -644,14 +644,14 @@ class MXNetAdapter(MXNetBackend):
             out = native(*one)
         return in_mode(nd.array(np.zeros((0,) + tuple(out.shape[1:]), np.float32), ctx=self._ctx))
 
-    def compile(self, native, options):
+    def compile(self, native, options, training):
         # Gluon's own hybridize, in place (net.native runs hybridized too); the containers
         # the adapter runs imperatively (Python forwards, PyTorch's BatchNorm statistics)
         # hybridize the parts below them
         if getattr(native, "_d2p_compiled", None) != options:
             native.hybridize(True, **options)
             object.__setattr__(native, "_d2p_compiled", dict(options))
-        return lambda args, training: self.call(native, args, training)
+        return lambda args: self.call(native, args, training)
 
     def set_training(self, native, mode: bool) -> None:
         # Gluon keeps no mode on a Block (``call`` enters train_mode()/predict_mode()); the

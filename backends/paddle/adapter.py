@@ -383,13 +383,13 @@ class PaddleAdapter(PaddleBackend):
                 "momentum": round(1.0 - native._momentum, 12)}}
         return None
 
-    def compile(self, native, options):
+    def compile(self, native, options, training):
         # paddle.jit.to_static of a function that calls the layer (one per number of
         # inputs: Paddle reads the arity from the signature, and a neutral module's native
         # forward takes *args)
         graphs = {}
 
-        def forward(args, training):
+        def forward(args):
             graph = graphs.get(len(args))
             if graph is None:
                 def call(*inputs):

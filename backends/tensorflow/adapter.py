@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import math
 import weakref
 
@@ -44,8 +45,11 @@ _ACTIVATIONS = {
 _CONV_KINDS = ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm2d")
 
 
-#: the Dropout layers the adapter made, in order (``seed`` re-seeds their generators)
-_DROPOUTS: list = []
+#: the Dropout layers the adapter made (``seed`` re-seeds their generators), each with its
+#: creation index as ``_d2p_index``
+_DROPOUTS: weakref.WeakSet = weakref.WeakSet()
+_DROPOUT_COUNT = itertools.count()
+
 
 class TensorFlowAdapter(TensorFlowBackend):
     forward_method = "call"
@@ -87,12 +91,10 @@ class TensorFlowAdapter(TensorFlowBackend):
         # A Keras Dropout draws from its own SeedGenerator, seeded when the layer was made:
         # re-seed the ones d2lparams made, so that d2p.seed(n) repeats their masks (what
         # torch.manual_seed does for nn.Dropout)
-        for index, ref in enumerate(_DROPOUTS):
-            layer = ref()
-            if layer is not None:
-                state = layer.seed_generator.state
-                start = np.random.default_rng([n, index]).integers(0, 2**31 - 1)
-                state.assign(np.array([start, 0], dtype=state.dtype))
+        for layer in list(_DROPOUTS):
+            state = layer.seed_generator.state
+            start = np.random.default_rng([n, layer._d2p_index]).integers(0, 2**31 - 1)
+            state.assign(np.array([start, 0], dtype=state.dtype))
 
     # -- helpers -------------------------------------------------------------------------------
     def _remember(self, var):
@@ -276,7 +278,8 @@ class TensorFlowAdapter(TensorFlowBackend):
             # Draws from a SeedGenerator seeded at construction from Python's random, which
             # keras.utils.set_random_seed seeds.
             layer = layers.Dropout(rate=options["p"])
-            _DROPOUTS.append(weakref.ref(layer))
+            object.__setattr__(layer, "_d2p_index", next(_DROPOUT_COUNT))
+            _DROPOUTS.add(layer)
             return layer
         if kind == "batch_norm":
             # Keras' momentum is the weight of the old value: 1 - PyTorch's.
@@ -580,19 +583,10 @@ class TensorFlowAdapter(TensorFlowBackend):
         finally:
             call_origin.reset(token)
 
-    def compile(self, native, options):
-        # one graph per mode of the root (Keras takes it as ``training=``); the neutral layer
-        # asks again after the tree changed (a graph captures its variables)
-        graphs = {}
-
-        def forward(args, training):
-            graph = graphs.get(training)
-            if graph is None:
-                graph = graphs[training] = tf.function(
-                    lambda *inputs: self.call(native, inputs, training), **options)
-            return graph(*args)
-
-        return forward
+    def compile(self, native, options, training):
+        # a graph captures its variables: the neutral layer asks again after the tree changed
+        graph = tf.function(lambda *inputs: self.call(native, inputs, training), **options)
+        return lambda args: graph(*args)
 
     def set_training(self, native, mode: bool) -> None:
         # Keras keeps no mode; the adapter's containers read it in a neutral call.

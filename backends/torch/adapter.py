@@ -267,12 +267,12 @@ class TorchAdapter(TorchBackend):
     def permute(self, tensor, axes):
         return tensor.permute(axes)
 
-    def compile(self, native, options):
+    def compile(self, native, options, training):
         # torch.compile of the module (an OptimizedModule over the same parameters): torch's
         # in-place Module.compile() compiles _call_impl, which Dynamo skips as a torch.nn file,
         # so a built-in module's forward would never be captured
         compiled = torch.compile(native, **options)
-        return lambda args, training: compiled(*args)
+        return lambda args: compiled(*args)
 
     # -- gradients -----------------------------------------------------------------------------
     def record(self):

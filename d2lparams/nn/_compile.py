@@ -33,23 +33,23 @@ class Compiled:
     def __call__(self, module, args):
         if self.seen != _state.changes[0]:
             self._refresh(module)
-        d = module.__dict__
+        ad = module.__dict__["_adapter"]
         if self.forward is None:
-            return d["_adapter"].call(d["_native"] or module.native, args, d["training"])
+            return ad.call(module.native, args, module.training)
         token = _state.compiling.set(_state.compiling.get() + 1)
         try:
-            return self.forward(args, d["training"])
+            return self.forward(args)
         except Exception as exc:
             failure = exc
         finally:
             _state.compiling.reset(token)
         # the compiler could not take this forward (JAX: Python control flow on a traced
         # value), or the input is wrong: the uncompiled call says which
-        out = d["_adapter"].call(d["_native"] or module.native, args, d["training"])
+        out = ad.call(module.native, args, module.training)
         first = (str(failure).strip().splitlines() or [""])[0].strip()
         reason = type(failure).__name__ + (f": {first[:200]}" if first and first[-1] != ":" else "")
         warnings.warn(
-            f"{type(module).__name__}.compile(): {d['_adapter'].framework_name} could not "
+            f"{type(module).__name__}.compile(): {ad.framework_name} could not "
             f"compile the forward ({reason}), and it runs uncompiled: something in it needs "
             "values while tracing, such as Python control flow on a tensor's value. It stays "
             "uncompiled until the module changes", RuntimeWarning, stacklevel=3)
@@ -76,7 +76,7 @@ class Compiled:
         else:
             self.modes = modes = tuple(m.training for m in modules)
             if modes not in self.forwards:  # (None: the compiler could not take it)
-                self.forwards[modes] = module._adapter.compile(module.native, dict(self.options))
+                self.forwards[modes] = module._adapter.compile(
+                    module.native, dict(self.options), module.training)
             self.forward = self.forwards[modes]
         self.seen = seen
-
